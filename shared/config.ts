@@ -1,0 +1,235 @@
+/**
+ * One typed configuration loader for every program: defaults < config file < environment < flags.
+ *
+ * Each program declares its options once (type, default, env var, help); this module parses the
+ * command line, reads the environment and an optional JSON config file, validates everything at
+ * start and returns a typed object. Any mistake becomes a ConfigError with one clear line, so a
+ * typo never starts a half-configured server.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from './errors.js';
+
+export type OptionType = 'string' | 'int' | 'number' | 'boolean' | 'list' | 'url';
+
+interface BaseSpec {
+  /** One line of help text. */
+  help: string;
+  /** Environment variable read when the flag is absent. */
+  env?: string;
+  /** Name shown for the value in --help, e.g. PORT. */
+  metavar?: string;
+  /** Extra check on the parsed value; returns an error message or undefined. */
+  check?: (value: never) => string | undefined;
+}
+export interface StringSpec extends BaseSpec { type: 'string'; default?: string; choices?: readonly string[] }
+export interface UrlSpec extends BaseSpec { type: 'url'; default?: string; protocols?: readonly string[] }
+export interface IntSpec extends BaseSpec { type: 'int'; default?: number; min?: number; max?: number }
+export interface NumberSpec extends BaseSpec { type: 'number'; default?: number; min?: number; max?: number }
+export interface BooleanSpec extends BaseSpec { type: 'boolean'; default?: boolean }
+export interface ListSpec extends BaseSpec { type: 'list'; default?: readonly string[] }
+export type OptionSpec = StringSpec | UrlSpec | IntSpec | NumberSpec | BooleanSpec | ListSpec;
+export type OptionSpecs = Record<string, OptionSpec>;
+
+type ValueOf<S extends OptionSpec> = S extends BooleanSpec
+  ? boolean
+  : S extends ListSpec
+    ? string[]
+    : S extends IntSpec | NumberSpec
+      ? S extends { default: number } ? number : number | undefined
+      : S extends { default: string } ? string : string | undefined;
+
+/** The parsed configuration: one typed field per declared option, plus `config` (the file read, if any). */
+export type ConfigValues<S extends OptionSpecs> = { -readonly [K in keyof S]: ValueOf<S[K]> };
+
+export interface ParseResult<S extends OptionSpecs> {
+  values: ConfigValues<S>;
+  /** Positional arguments left after the flags. */
+  positionals: string[];
+  help: boolean;
+  /** The parsed config file (whole), for programs that read structured sections from it. */
+  file: Record<string, unknown>;
+}
+
+/** `apiPort` -> `--api-port`; the flag is the one spelling users see. */
+export function flagName(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+function keyFromFlag(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function convert(key: string, spec: OptionSpec, raw: unknown, source: string): unknown {
+  const where = `${flagName(key)} (from ${source})`;
+  const text = typeof raw === 'string' ? raw.trim() : raw;
+  switch (spec.type) {
+    case 'boolean': {
+      if (typeof text === 'boolean') return text;
+      if (typeof text === 'string' && /^(1|true|yes|on)$/i.test(text)) return true;
+      if (typeof text === 'string' && /^(0|false|no|off)$/i.test(text)) return false;
+      throw new ConfigError(`${where} must be true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'int':
+    case 'number': {
+      const n = typeof text === 'number' ? text : typeof text === 'string' && text !== '' ? Number(text) : NaN;
+      if (!Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n))) {
+        throw new ConfigError(`${where} must be ${spec.type === 'int' ? 'an integer' : 'a number'}, got ${JSON.stringify(raw)}`);
+      }
+      if (spec.min !== undefined && n < spec.min) throw new ConfigError(`${where} must be at least ${spec.min}, got ${n}`);
+      if (spec.max !== undefined && n > spec.max) throw new ConfigError(`${where} must be at most ${spec.max}, got ${n}`);
+      return n;
+    }
+    case 'list': {
+      if (Array.isArray(text) && text.every((v) => typeof v === 'string')) return [...text];
+      if (typeof text === 'string') return text === '' ? [] : text.split(',').map((s) => s.trim()).filter(Boolean);
+      throw new ConfigError(`${where} must be a list of strings, got ${JSON.stringify(raw)}`);
+    }
+    case 'url': {
+      if (typeof text !== 'string' || text === '') throw new ConfigError(`${where} must be a URL, got ${JSON.stringify(raw)}`);
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        throw new ConfigError(`${where} is not a valid URL: ${JSON.stringify(raw)}`);
+      }
+      const protocols = spec.protocols ?? ['http:', 'https:'];
+      if (!protocols.includes(url.protocol)) {
+        throw new ConfigError(`${where} must use ${protocols.join(' or ')}, got ${JSON.stringify(raw)}`);
+      }
+      return text;
+    }
+    case 'string': {
+      if (typeof text !== 'string') throw new ConfigError(`${where} must be a string, got ${JSON.stringify(raw)}`);
+      if (spec.choices && !spec.choices.includes(text)) {
+        throw new ConfigError(`${where} must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(raw)}`);
+      }
+      return raw;
+    }
+  }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Parses argv (without node and script), env and, when `--config FILE` is given, a JSON file whose
+ * keys are option names in camelCase or kebab-case. Keys of the file that are not options are left
+ * for the program in `file` (for example a `pools` section).
+ */
+export function parseConfig<S extends OptionSpecs>(
+  specs: S,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  structuredFileKeys: readonly string[] = [],
+): ParseResult<S> {
+  const fromFlags = new Map<string, unknown>();
+  const positionals: string[] = [];
+  let configPath: string | undefined;
+  let help = false;
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '-h' || arg === '--help') {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith('--')) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const inline = eq === -1 ? undefined : arg.slice(eq + 1);
+    if (flag === '--config') {
+      configPath = inline ?? argv[++i];
+      if (configPath === undefined) throw new ConfigError('--config needs a file path');
+      continue;
+    }
+    const key = keyFromFlag(flag);
+    const spec = specs[key];
+    if (!spec) throw new ConfigError(`unknown option ${flag} (see --help)`);
+    let raw: unknown;
+    if (spec.type === 'boolean') {
+      raw = inline ?? true;
+    } else {
+      raw = inline ?? argv[++i];
+      if (raw === undefined) throw new ConfigError(`${flag} needs a value`);
+    }
+    const value = convert(key, spec, raw, 'command line');
+    if (spec.type === 'list') {
+      const previous = (fromFlags.get(key) as string[] | undefined) ?? [];
+      fromFlags.set(key, [...previous, ...(value as string[])]);
+    } else {
+      fromFlags.set(key, value);
+    }
+  }
+
+  const file = configPath ? readConfigFile(configPath) : {};
+  const fromFile = new Map<string, unknown>();
+  for (const [rawKey, value] of Object.entries(file)) {
+    const key = keyFromFlag('--' + rawKey);
+    if (structuredFileKeys.includes(rawKey)) continue;
+    const spec = specs[key];
+    if (!spec) throw new ConfigError(`config file ${configPath}: unknown option ${JSON.stringify(rawKey)}`);
+    fromFile.set(key, convert(key, spec, value, `config file ${configPath}`));
+  }
+
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    let value: unknown = spec.default;
+    if (fromFile.has(key)) value = fromFile.get(key);
+    const envValue = spec.env ? env[spec.env] : undefined;
+    if (spec.env && envValue !== undefined && envValue !== '') value = convert(key, spec, envValue, `$${spec.env}`);
+    if (fromFlags.has(key)) value = fromFlags.get(key);
+    if (spec.type === 'list' && value === undefined) value = [];
+    if (spec.type === 'boolean' && value === undefined) value = false;
+    if (value !== undefined && spec.check) {
+      const problem = spec.check(value as never);
+      if (problem) throw new ConfigError(`${flagName(key)}: ${problem}`);
+    }
+    values[key] = value;
+  }
+  return { values: values as ConfigValues<S>, positionals, help, file };
+}
+
+/** Renders --help for a program from its option specs. */
+export function renderHelp(usage: string, summary: string, specs: OptionSpecs): string {
+  const rows = Object.entries(specs).map(([key, spec]) => {
+    const metavar = spec.type === 'boolean' ? '' : ` ${spec.metavar ?? spec.type.toUpperCase()}`;
+    const left = `  ${flagName(key)}${metavar}`;
+    const extras: string[] = [];
+    if (spec.default !== undefined && spec.default !== false && !(Array.isArray(spec.default) && spec.default.length === 0)) {
+      extras.push(`default ${Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default)}`);
+    }
+    if (spec.env) extras.push(`env ${spec.env}`);
+    const right = spec.help + (extras.length ? ` [${extras.join('; ')}]` : '');
+    return left.length < 30 ? left.padEnd(30) + right : `${left}\n${' '.repeat(30)}${right}`;
+  });
+  return `${usage}\n\n${summary}\n\nOptions:\n${rows.join('\n')}\n  --config FILE                 JSON file with any of these options (camelCase or kebab-case keys)\n  -h, --help                    show this help\n`;
+}
+
+/** Common checks used by several programs' option specs. */
+export const checks = {
+  port: (n: number) => (n >= 0 && n <= 65535 ? undefined : 'must be a port number 0-65535'),
+  urlPath: (p: string) => (p.startsWith('/') ? undefined : 'must start with /'),
+};

@@ -1,0 +1,43 @@
+/**
+ * A small keyed store of JSON records, shared by the three programs: the proxy keeps its route
+ * table in one, the redirector its node list. One interface, one file per backend, chosen by URL:
+ * `memory:` (default), `file:///path/to/file.json`, `redis://host:port[/db]`.
+ */
+import { ConfigError } from './errors.js';
+
+export type Unsubscribe = () => Promise<void>;
+
+export interface RecordStore<T> {
+  get(id: string): Promise<T | undefined>;
+  /** Every record, as a fresh Map the caller may keep. */
+  all(): Promise<Map<string, T>>;
+  put(id: string, value: T): Promise<void>;
+  /** Writes many records in one round trip where the backend allows it. */
+  putMany(entries: Iterable<[string, T]>): Promise<void>;
+  /** True when a record was removed. */
+  delete(id: string): Promise<boolean>;
+  /**
+   * Calls `onChange` for changes made through other store instances (other processes sharing the
+   * backend), so in-memory copies stay in sync. Memory and file stores have no other writers.
+   */
+  watch(onChange: (id: string, value: T | undefined) => void): Promise<Unsubscribe>;
+  close(): Promise<void>;
+}
+
+/** Opens the store named by `url`, holding the records of `namespace` (e.g. `routes`). */
+export async function openStore<T>(url: string | undefined, namespace: string): Promise<RecordStore<T>> {
+  const spec = url && url !== '' ? url : 'memory:';
+  if (spec === 'memory' || spec === 'memory:') {
+    const { MemoryStore } = await import('./stores/memory.js');
+    return new MemoryStore<T>();
+  }
+  if (spec.startsWith('file:')) {
+    const { FileStore } = await import('./stores/file.js');
+    return FileStore.open<T>(new URL(spec).pathname);
+  }
+  if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
+    const { RedisStore } = await import('./stores/redis.js');
+    return RedisStore.open<T>(spec, namespace);
+  }
+  throw new ConfigError(`unknown store ${JSON.stringify(spec)}: use memory:, file:///path or redis://host:port`);
+}

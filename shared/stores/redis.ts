@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import { createClient } from 'redis';
+import { ConfigError } from '../errors.js';
+import type { RecordStore, Unsubscribe } from '../store.js';
+
+function newClient(url: string) {
+  let connected = false;
+  const client = createClient({
+    url,
+    socket: {
+      connectTimeout: 5000,
+      // Reconnect forever once we have been connected; fail the first connect at once instead of
+      // retrying, so a wrong URL at start is one clear error rather than a silent hang.
+      reconnectStrategy: (retries: number, cause: Error) => (connected ? Math.min(retries * 100, 2000) : cause),
+    },
+  });
+  client.on('ready', () => {
+    connected = true;
+  });
+  return client;
+}
+type Client = ReturnType<typeof newClient>;
+
+interface ChangeMessage {
+  origin: string;
+  id: string;
+  value: unknown;
+}
+
+/**
+ * Records in one Redis hash (`nbpool:<namespace>`); every write is also published on
+ * `nbpool:<namespace>:changes` so other processes sharing the hash see it at once.
+ */
+export class RedisStore<T> implements RecordStore<T> {
+  private readonly origin = randomUUID();
+  private subscriber: Client | undefined;
+
+  private constructor(
+    private readonly client: Client,
+    private readonly key: string,
+  ) {}
+
+  static async open<T>(url: string, namespace: string): Promise<RedisStore<T>> {
+    const client = newClient(url);
+    // Without a listener node-redis would throw on every connection error; it reconnects by itself.
+    client.on('error', () => {});
+    try {
+      await client.connect();
+    } catch (err) {
+      throw new ConfigError(`cannot connect to Redis at ${url}: ${(err as Error).message}`);
+    }
+    return new RedisStore<T>(client, `nbpool:${namespace}`);
+  }
+
+  private get channel(): string {
+    return `${this.key}:changes`;
+  }
+
+  async get(id: string): Promise<T | undefined> {
+    const text = await this.client.hGet(this.key, id);
+    return text == null ? undefined : (JSON.parse(text) as T);
+  }
+
+  async all(): Promise<Map<string, T>> {
+    const hash = await this.client.hGetAll(this.key);
+    const records = new Map<string, T>();
+    for (const [id, text] of Object.entries(hash)) {
+      try {
+        records.set(id, JSON.parse(text) as T);
+      } catch {
+        // A record someone else wrote by hand and broke must not hide the others.
+      }
+    }
+    return records;
+  }
+
+  async put(id: string, value: T): Promise<void> {
+    await this.putMany([[id, value]]);
+  }
+
+  async putMany(entries: Iterable<[string, T]>): Promise<void> {
+    const multi = this.client.multi();
+    let count = 0;
+    for (const [id, value] of entries) {
+      multi.hSet(this.key, id, JSON.stringify(value));
+      multi.publish(this.channel, JSON.stringify({ origin: this.origin, id, value } satisfies ChangeMessage));
+      count++;
+    }
+    if (count > 0) await multi.exec();
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const removed = await this.client.hDel(this.key, id);
+    if (removed > 0) await this.client.publish(this.channel, JSON.stringify({ origin: this.origin, id, value: null } satisfies ChangeMessage));
+    return removed > 0;
+  }
+
+  async watch(onChange: (id: string, value: T | undefined) => void): Promise<Unsubscribe> {
+    if (!this.subscriber) {
+      this.subscriber = this.client.duplicate();
+      this.subscriber.on('error', () => {});
+      await this.subscriber.connect();
+    }
+    const listener = (message: string) => {
+      let change: ChangeMessage;
+      try {
+        change = JSON.parse(message) as ChangeMessage;
+      } catch {
+        return;
+      }
+      if (change.origin === this.origin || typeof change.id !== 'string') return;
+      onChange(change.id, change.value === null ? undefined : (change.value as T));
+    };
+    await this.subscriber.subscribe(this.channel, listener);
+    return async () => {
+      await this.subscriber?.unsubscribe(this.channel, listener);
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.subscriber?.quit(), this.client.quit()]);
+  }
+}

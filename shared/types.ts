@@ -1,0 +1,61 @@
+/** Types that cross program boundaries: the proxy's route records and a node's /api/stats. */
+
+/**
+ * A route as configurable-http-proxy's REST API carries it: a target plus any extra fields the
+ * client stored (the orchestrator stores pool, container id and times). `last_activity` is ISO 8601.
+ */
+export interface RouteData {
+  target: string;
+  last_activity?: string;
+  [extra: string]: unknown;
+}
+
+/**
+ * How the orchestrator (or any tool) drives a proxy's route table. The HTTP implementation talks
+ * CHP's REST API; `nbpool up` hands the orchestrator an in-process one with no network hop.
+ */
+export interface RouteTableClient {
+  /** Adds or replaces the route for `path` (a URL path prefix such as `/user/abc`). */
+  addRoute(path: string, data: RouteData): Promise<void>;
+  /** Removes the route; removing an absent route is not an error. */
+  deleteRoute(path: string): Promise<void>;
+  /** All routes, or those whose last activity is older than `inactiveSince`. */
+  getRoutes(inactiveSince?: Date): Promise<Record<string, RouteData>>;
+}
+
+/** One pool's figures in /api/stats. */
+export interface PoolStats {
+  image: string;
+  /** Warm containers wanted (--pool-size). */
+  size: number;
+  warm: number;
+  claimed: number;
+  starting: number;
+  /** Visitors waiting for a container of this pool. */
+  waiting: number;
+  /** Containers that failed to start or answer, since start. */
+  failures: number;
+  /** Set while refills are backing off after repeated failures. */
+  backoff_until?: string;
+  draining: boolean;
+}
+
+/**
+ * A node's GET /api/stats. `available`, `capacity`, `version` and `container_image` keep tmpnb's
+ * names and meanings so tmpnb-redirector can read them; the rest is ours.
+ */
+export interface NodeStats {
+  /** Warm containers ready to hand out now (all pools). */
+  available: number;
+  /** Containers this node may run at once (warm + claimed + starting): --max-containers. */
+  capacity: number;
+  version: string;
+  container_image: string;
+  claimed: number;
+  starting: number;
+  /** New visitors this node can still take: capacity minus claimed. */
+  room: number;
+  waiting: number;
+  draining: boolean;
+  pools: Record<string, PoolStats>;
+}

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { openStore, type RecordStore } from '../../shared/store.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { waitFor } from '../helpers/net.js';
+
+interface Rec {
+  target: string;
+}
+
+async function exercise(store: RecordStore<Rec>): Promise<void> {
+  assert.equal(await store.get('/a'), undefined);
+  await store.put('/a', { target: 'http://a' });
+  await store.putMany([
+    ['/b', { target: 'http://b' }],
+    ['/__proto__', { target: 'http://proto' }],
+  ]);
+  assert.deepEqual(await store.get('/a'), { target: 'http://a' });
+  assert.deepEqual(await store.get('/__proto__'), { target: 'http://proto' });
+  assert.deepEqual([...(await store.all()).keys()].sort(), ['/__proto__', '/a', '/b']);
+  assert.equal(await store.delete('/a'), true);
+  assert.equal(await store.delete('/a'), false);
+  assert.equal((await store.all()).size, 2);
+}
+
+describe('record stores', () => {
+  let redis: TestRedis;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+
+  test('memory store', async () => {
+    const store = await openStore<Rec>('memory:', 'routes');
+    await exercise(store);
+    await store.close();
+  });
+
+  test('file store survives a reopen and rejects a corrupt file clearly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nbpool-store-'));
+    const url = `file://${join(dir, 'sub', 'nodes.json')}`;
+    const store = await openStore<Rec>(url, 'nodes');
+    await exercise(store);
+    await store.close();
+    const again = await openStore<Rec>(url, 'nodes');
+    assert.deepEqual(await again.get('/b'), { target: 'http://b' });
+    writeFileSync(join(dir, 'bad.json'), '[1,2');
+    await assert.rejects(openStore(`file://${join(dir, 'bad.json')}`, 'nodes'), /not valid JSON/);
+  });
+
+  test('redis store: records persist and other instances see changes at once', async () => {
+    const a = await openStore<Rec>(redis.url, 'routes-test');
+    const b = await openStore<Rec>(redis.url, 'routes-test');
+    const seen: Array<[string, Rec | undefined]> = [];
+    const unsubscribe = await b.watch((id, value) => seen.push([id, value]));
+    await exercise(a);
+    await waitFor(() => seen.length >= 4, { what: 'change notifications' });
+    assert.deepEqual(seen.at(-1), ['/a', undefined]);
+    assert.deepEqual(await b.get('/b'), { target: 'http://b' });
+    await unsubscribe();
+    await a.close();
+    await b.close();
+  });
+
+  test('unknown store URLs and unreachable Redis are clear errors', async () => {
+    await assert.rejects(openStore('mongo://x', 'r'), /unknown store "mongo:\/\/x"/);
+    await assert.rejects(openStore('redis://127.0.0.1:1', 'r'), /cannot connect to Redis at redis:\/\/127.0.0.1:1/);
+  });
+});

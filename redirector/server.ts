@@ -259,12 +259,14 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
   await registry.startPolling(config.statsPeriod * 1000, config.statsTimeout * 1000);
   log.info({ url, adminUrl, nodes: registry.list().length, store: config.stateStore }, 'redirector listening');
 
+  let closing: Promise<void> | undefined;
   return {
     url,
     adminUrl,
-    async close() {
-      await Promise.all([closeServer(publicServer), closeServer(adminServer)]);
-      await registry.close();
+    // Idempotent: a second close (a signal during shutdown, a test's clean-up) waits for the first.
+    close() {
+      closing ??= Promise.all([closeServer(publicServer), closeServer(adminServer)]).then(() => registry.close());
+      return closing;
     },
   };
 }

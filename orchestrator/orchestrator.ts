@@ -30,6 +30,8 @@ const TICK_MS = 200;
 const ABANDON_MS = 20_000;
 /** A served loading-page visitor's redirect is kept this long for them to collect. */
 const TICKET_KEEP_MS = 60_000;
+/** Claim markers (renames) in flight at once: enough to keep up, few enough not to slow claims. */
+const MARK_PARALLEL = 2;
 
 export interface ClaimContext {
   /** Path inside the container, starting with '/', or '' for the pool's entry path. */
@@ -153,6 +155,10 @@ export class Orchestrator {
   private readonly creating = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
   private cullRunning: Promise<void> | undefined;
+  private kickScheduled = false;
+  /** Durable claim markers (renames) waiting for the engine, done a few at a time off the claim path. */
+  private readonly markQueue: Array<() => Promise<void>> = [];
+  private marking = 0;
   private stopping = false;
   private readonly log: Logger;
   private readonly metrics;
@@ -233,7 +239,9 @@ export class Orchestrator {
     }
     for (const ticket of this.tickets.values()) this.setTicket(ticket, 'gone');
     await this.cullRunning;
-    await Promise.allSettled([...this.background]);
+    // Claim markers still queued must land: the next start relies on them.
+    do await Promise.allSettled([...this.background]);
+    while (this.markQueue.length > 0 || this.marking > 0);
     if (this.config.cleanupOnExit) {
       const found = await this.deps.backend.list(LABELS.instance, this.config.instance).catch(() => []);
       for (const c of found) {
@@ -321,8 +329,20 @@ export class Orchestrator {
     this.kick();
   }
 
-  /** Serves waiters, trims surplus, and starts what the plan says. Cheap; called on every event. */
+  /**
+   * Serves waiters, trims surplus, and starts what the plan says. Coalesced to once per turn of the
+   * event loop, after pending responses are written: a burst of claims triggers one plan, not one each.
+   */
   private kick(): void {
+    if (this.kickScheduled || this.stopping) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      this.runKick();
+    });
+  }
+
+  private runKick(): void {
     if (this.stopping) return;
     this.serveWaiters();
     for (const id of this.core.trimPlan()) this.retire(id, 'trim');
@@ -618,9 +638,7 @@ export class Orchestrator {
       throw err instanceof HttpError ? err : new HttpError(502, `the proxy did not take the route: ${(err as Error).message}`);
     }
     // Durable claim marker (labels cannot change): a restart must never hand this container out again.
-    void this.track(
-      this.deps.backend.rename(info.containerId!, info.name + CLAIMED_SUFFIX).catch((err: unknown) => this.log.warn({ err, id: container.id }, 'could not mark container claimed')),
-    );
+    this.markClaimed(container.id, info);
     if (pool.claimHook) await this.runHook(container, pool, info, context);
     const latencyMs = performance.now() - startedAt;
     this.metrics.claims.inc({ pool: pool.name });
@@ -645,6 +663,26 @@ export class Orchestrator {
     if (token) params.set('token', token);
     const query = params.toString();
     return `/user/${id}/${path.replace(/^\/+/, '')}${query ? `?${query}` : ''}`;
+  }
+
+  private markClaimed(id: string, info: ContainerInfo): void {
+    this.markQueue.push(() =>
+      this.deps.backend.rename(info.containerId!, info.name + CLAIMED_SUFFIX).catch((err: unknown) => this.log.warn({ err, id }, 'could not mark container claimed')),
+    );
+    this.pumpMarks();
+  }
+
+  private pumpMarks(): void {
+    while (this.marking < MARK_PARALLEL && this.markQueue.length > 0) {
+      const job = this.markQueue.shift()!;
+      this.marking++;
+      void this.track(
+        job().finally(() => {
+          this.marking--;
+          this.pumpMarks();
+        }),
+      );
+    }
   }
 
   private async runHook(container: PoolContainer, pool: PoolConfig, info: ContainerInfo, context: ClaimContext): Promise<void> {

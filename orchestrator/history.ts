@@ -1,30 +1,24 @@
 /**
- * Stats history for the admin API's GET /api/stats/history: one sample per second, the last 10
- * minutes, oldest first. The JSON shape (documented for the status page built on it):
+ * Stats history for the admin API's GET /api/stats/history and the status page
+ * (shared/status-page.ts): one sample per second, the last 10 minutes, oldest first.
  *
  *   { "interval_ms": 1000,
- *     "samples": [ { "t": 1763780000000,             // end of the interval, epoch ms
- *                    "pools": { "<pool>": { "warm": 3, "claimed": 1, "starting": 0, "waiting": 0,
- *                                           "claims": 2,          // claims in the interval
- *                                           "claim_p50_ms": 0.4,  // null when no claim
- *                                           "claim_p99_ms": 0.9,
- *                                           "culls": 0 } } } ] }
+ *     "samples": [ { "t": 1763780000000,                       // end of the interval, epoch ms
+ *                    "levels": { "<pool>": { "warm": 3, "claimed": 1, "starting": 0, "waiting": 0 } },
+ *                    "figures": { "claims": 2, "claim_p50_ms": 0.4, "claim_p99_ms": 0.9, "culls": 0,
+ *                                 "<pool>.claims": 2, "<pool>.claim_p50_ms": 0.4,
+ *                                 "<pool>.claim_p99_ms": 0.9, "<pool>.culls": 0 } } ] }
+ *
+ * Figures cover the interval ending at `t`, for the node and per pool; latency keys are absent
+ * when there was no claim. Claim latency is request to route live, in milliseconds.
  */
+import type { StatusSample } from '../shared/status-page.js';
 
-export interface PoolSample {
+export interface PoolLevels {
   warm: number;
   claimed: number;
   starting: number;
   waiting: number;
-  claims: number;
-  claim_p50_ms: number | null;
-  claim_p99_ms: number | null;
-  culls: number;
-}
-
-export interface HistorySample {
-  t: number;
-  pools: Record<string, PoolSample>;
 }
 
 /** The q-quantile (0..1) of sorted values, nearest rank. */
@@ -35,7 +29,7 @@ export function quantile(sorted: readonly number[], q: number): number | null {
 }
 
 export class StatsHistory {
-  private readonly samples: HistorySample[] = [];
+  private readonly samples: StatusSample[] = [];
   private latencies = new Map<string, number[]>();
   private culls = new Map<string, number>();
 
@@ -54,33 +48,41 @@ export class StatsHistory {
     this.culls.set(pool, (this.culls.get(pool) ?? 0) + 1);
   }
 
-  /** Closes the interval ending at `t` with the pools' current figures. */
-  sample(t: number, figures: Record<string, { warm: number; claimed: number; starting: number; waiting: number }>): void {
-    const pools: Record<string, PoolSample> = {};
-    for (const [name, f] of Object.entries(figures)) {
-      const sorted = (this.latencies.get(name) ?? []).sort((a, b) => a - b);
-      pools[name] = {
-        warm: f.warm,
-        claimed: f.claimed,
-        starting: f.starting,
-        waiting: f.waiting,
-        claims: sorted.length,
-        claim_p50_ms: round(quantile(sorted, 0.5)),
-        claim_p99_ms: round(quantile(sorted, 0.99)),
-        culls: this.culls.get(name) ?? 0,
-      };
+  /** Closes the interval ending at `t` with the pools' current levels. */
+  sample(t: number, levels: Record<string, PoolLevels>): void {
+    const figures: Record<string, number> = {};
+    const addFigures = (prefix: string, latencies: number[], culls: number) => {
+      const sorted = latencies.sort((a, b) => a - b);
+      figures[`${prefix}claims`] = sorted.length;
+      figures[`${prefix}culls`] = culls;
+      if (sorted.length) {
+        figures[`${prefix}claim_p50_ms`] = round(quantile(sorted, 0.5)!);
+        figures[`${prefix}claim_p99_ms`] = round(quantile(sorted, 0.99)!);
+      }
+    };
+    const all: number[] = [];
+    let allCulls = 0;
+    const sampleLevels: Record<string, Record<string, number>> = {};
+    for (const [name, l] of Object.entries(levels)) {
+      sampleLevels[name] = { warm: l.warm, claimed: l.claimed, starting: l.starting, waiting: l.waiting };
+      const latencies = this.latencies.get(name) ?? [];
+      const culls = this.culls.get(name) ?? 0;
+      all.push(...latencies);
+      allCulls += culls;
+      addFigures(`${name}.`, latencies, culls);
     }
+    addFigures('', all, allCulls);
     this.latencies = new Map();
     this.culls = new Map();
-    this.samples.push({ t, pools });
+    this.samples.push({ t, levels: sampleLevels, figures });
     if (this.samples.length > this.capacity) this.samples.shift();
   }
 
-  toJSON(): { interval_ms: number; samples: HistorySample[] } {
+  toJSON(): { interval_ms: number; samples: StatusSample[] } {
     return { interval_ms: this.intervalMs, samples: [...this.samples] };
   }
 }
 
-function round(v: number | null): number | null {
-  return v === null ? null : Math.round(v * 1000) / 1000;
+function round(v: number): number {
+  return Math.round(v * 1000) / 1000;
 }

@@ -14,7 +14,7 @@ import type { Logger } from '../shared/log.js';
 import type { NodeStats, PoolStats, RouteData, RouteTableClient } from '../shared/types.js';
 import { LABELS, type ContainerBackend, type ContainerSpec } from './backend.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
-import { StatsHistory } from './history.js';
+import { StatsHistory, type PoolLevels } from './history.js';
 import { PoolCore, PoolError, type PoolContainer, type Waiter } from './pool.js';
 import { RemovalQueue } from './removal-queue.js';
 
@@ -847,9 +847,9 @@ export class Orchestrator {
   }
 
   private sampleHistory(): void {
-    const figures: Record<string, { warm: number; claimed: number; starting: number; waiting: number }> = {};
+    const levels: Record<string, PoolLevels> = {};
     const now = Date.now();
-    for (const name of this.core.poolNames()) figures[name] = this.core.figures(name, now);
-    this.history.sample(now, figures);
+    for (const name of this.core.poolNames()) levels[name] = this.core.figures(name, now);
+    this.history.sample(now, levels);
   }
 }

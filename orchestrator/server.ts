@@ -4,7 +4,8 @@
  * Public (the proxy's default target): GET /spawn/<path>, POST /api/spawn[/], GET /api/wait/<ticket>,
  * GET /api/stats[/], /stats, and a loading page for every other path.
  * Admin (ADMIN_AUTH_TOKEN): GET /api/pools, GET /api/pools/<name>, POST /api/pools/<name>/{resize,
- * refresh,drain,empty,resume,claim}, GET /api/stats, GET /api/stats/history, GET /metrics.
+ * refresh,drain,empty,resume,claim}, GET /api/stats, GET /api/stats/history, GET /metrics; the status
+ * page (GET / or /status) needs no token itself.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -13,6 +14,7 @@ import { BadRequest, Forbidden, HttpError, MethodNotAllowed, NotFound } from '..
 import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
+import { statusPageHtml } from '../shared/status-page.js';
 import type { RouteTableClient } from '../shared/types.js';
 import type { ContainerBackend } from './backend.js';
 import type { OrchestratorConfig } from './config.js';
@@ -178,6 +180,13 @@ function adminHandler(orch: Orchestrator, config: OrchestratorConfig, registry: 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { path } = splitUrl(req);
     const method = req.method ?? 'GET';
+    // The page itself holds no data; it sends the token (from the URL fragment) on its API calls.
+    if ((path === '/' || path === '/status') && (method === 'GET' || method === 'HEAD')) {
+      const html = statusPageHtml({ title: `nbpool orchestrator ${config.instance}`, historyPath: '/api/stats/history', statsPath: '/api/stats' });
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(html) });
+      res.end(html);
+      return;
+    }
     if (!hasToken(req, config.adminAuthToken)) throw new Forbidden();
     if (path === '/metrics') {
       if (method !== 'GET') throw new MethodNotAllowed(['GET']);

@@ -133,15 +133,19 @@ test('stats on the admin port, history ring buffer and Prometheus metrics', asyn
   const history = await waitFor(async () => {
     const h = JSON.parse((await admin('/api/stats/history')).body) as {
       interval_ms: number;
-      samples: Array<{ t: number; pools: Record<string, { warm: number; claims: number; claim_p50_ms: number | null; claim_p99_ms: number | null; culls: number }> }>;
+      samples: Array<{ t: number; levels: Record<string, Record<string, number>>; figures: Record<string, number> }>;
     };
-    return h.samples.some((x) => x.pools.default!.claims > 0) ? h : undefined;
+    return h.samples.some((x) => (x.figures['default.claims'] ?? 0) > 0) ? h : undefined;
   }, { what: 'a sample with a claim', timeoutMs: 5000 });
   assert.equal(history.interval_ms, 1000);
-  const sample = history.samples.find((x) => x.pools.default!.claims > 0)!;
-  assert.ok(sample.pools.default!.claim_p50_ms! >= 0);
-  assert.ok(sample.pools.default!.claim_p99_ms! >= sample.pools.default!.claim_p50_ms!);
-  assert.ok('lab' in sample.pools);
+  const sample = history.samples.find((x) => x.figures['default.claims']! > 0)!;
+  assert.ok(sample.figures['default.claim_p50_ms']! >= 0);
+  assert.ok(sample.figures['default.claim_p99_ms']! >= sample.figures['default.claim_p50_ms']!);
+  assert.ok(sample.figures.claims! >= sample.figures['default.claims']!);
+  assert.deepEqual(Object.keys(sample.levels.lab!).sort(), ['claimed', 'starting', 'waiting', 'warm']);
+  const page = await admin('/', 'GET', undefined, '');
+  assert.equal(page.status, 200, 'the status page itself needs no token');
+  assert.match(page.body, /\/api\/stats\/history/);
   const metrics = await admin('/metrics');
   assert.equal(metrics.status, 200);
   assert.match(metrics.body, /nbpool_claims_total\{[^}]*pool="default"[^}]*\} [1-9]/);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { parseRedirectorConfig } from '../../redirector/config.js';
+import type { NodeView } from '../../redirector/nodes.js';
 import { startRedirector, type RunningRedirector } from '../../redirector/server.js';
 import { silentLogger } from '../../shared/log.js';
 import { removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
@@ -121,19 +122,10 @@ function count(visitors: Visitor[]): Record<string, number> {
   return got;
 }
 
-interface NodeViewJson {
-  id: string;
-  url: string;
-  up: boolean;
-  draining: boolean;
-  drained: boolean;
-  available: number;
-  claimed?: number;
-}
 
-async function listed(): Promise<NodeViewJson[]> {
+async function listed(): Promise<NodeView[]> {
   const res = await fetch(`${redirector.adminUrl}/api/nodes`, { headers: { authorization: `token ${TOKEN}` } });
-  return ((await res.json()) as { nodes: NodeViewJson[] }).nodes;
+  return ((await res.json()) as { nodes: NodeView[] }).nodes;
 }
 
 function admin(method: string, path: string, body?: unknown): Promise<Response> {
@@ -144,7 +136,7 @@ function admin(method: string, path: string, body?: unknown): Promise<Response> 
   });
 }
 
-function waitForNode(url: string, what: string, check: (n: NodeViewJson) => boolean): Promise<NodeViewJson> {
+function waitForNode(url: string, what: string, check: (n: NodeView) => boolean): Promise<NodeView> {
   return waitFor(async () => (await listed()).find((n) => n.url === url && check(n)), { timeoutMs: 90_000, intervalMs: 200, what });
 }
 
@@ -230,7 +222,7 @@ test("a node drained and removed while its visitors keep working", async () => {
   const onA = visitors.filter((v) => v.node === 'a');
   assert.ok(onA.length > 0);
   const id = (await listed()).find((n) => n.url === a.url)!.id;
-  const drained = (await (await admin('POST', `/api/nodes/${id}/drain`)).json()) as NodeViewJson;
+  const drained = (await (await admin('POST', `/api/nodes/${id}/drain`)).json()) as NodeView;
   assert.equal(drained.draining, true);
   assert.equal(drained.drained, false, 'not empty: its visitors are still there');
   assert.ok((drained.claimed ?? 0) >= onA.length);

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { parseRedirectorConfig } from '../../redirector/config.js';
-import { nodeIdFor } from '../../redirector/nodes.js';
+import { nodeIdFor, type NodeView } from '../../redirector/nodes.js';
 import { startRedirector, type RunningRedirector } from '../../redirector/server.js';
 import { silentLogger } from '../../shared/log.js';
 import { waitFor } from '../helpers/net.js';
@@ -50,30 +50,20 @@ async function standIn(...args: Parameters<typeof startStandIn>): Promise<StandI
   return node;
 }
 
-interface NodeViewJson {
-  id: string;
-  url: string;
-  up: boolean;
-  draining: boolean;
-  drained: boolean;
-  room: number;
-  remaining: number;
-  error?: string;
-}
 interface StatsJson {
   available: number;
   capacity: number;
   room: number;
   remaining: number;
   nodes_up: number;
-  nodes: NodeViewJson[];
+  nodes: NodeView[];
 }
 
 async function stats(r: RunningRedirector): Promise<StatsJson> {
   return (await (await fetch(`${r.url}/api/stats`)).json()) as StatsJson;
 }
 
-function waitForNodes(r: RunningRedirector, what: string, check: (nodes: NodeViewJson[]) => boolean): Promise<StatsJson> {
+function waitForNodes(r: RunningRedirector, what: string, check: (nodes: NodeView[]) => boolean): Promise<StatsJson> {
   return waitFor(async () => {
     const s = await stats(r);
     return check(s.nodes) ? s : undefined;
@@ -261,23 +251,23 @@ describe('admin API', () => {
 
     const added = await admin(r, 'POST', '/api/nodes', JSON.stringify({ url: a.url + '/', id: 'host-a' }));
     assert.equal(added.status, 201);
-    assert.equal(((await added.json()) as NodeViewJson).url, a.url);
+    assert.equal(((await added.json()) as NodeView).url, a.url);
     const hosts = await admin(r, 'POST', '/hosts', JSON.stringify({ host: b.url }));
     assert.equal(hosts.status, 201);
     assert.equal((await admin(r, 'POST', '/hosts', JSON.stringify({ host: b.url }))).status, 200, 'tmpnb /hosts is idempotent');
     assert.equal((await admin(r, 'POST', '/api/nodes', JSON.stringify({ url: c.url }))).status, 201);
     await waitForNodes(r, 'three up', (n) => n.length === 3 && n.every((x) => x.up));
-    const list = (await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeViewJson[] };
+    const list = (await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeView[] };
     assert.deepEqual(list.nodes.map((n) => n.id).sort(), ['host-a', nodeIdFor(b.url), nodeIdFor(c.url)].sort());
     assert.ok((await spread(r, [a, b, c], 30)).a! > 0);
 
     // Drain a: no new visitors while it still has 3; it shows drained once its claimed reach 0.
-    const drained = (await (await admin(r, 'POST', '/api/nodes/host-a/drain')).json()) as NodeViewJson;
+    const drained = (await (await admin(r, 'POST', '/api/nodes/host-a/drain')).json()) as NodeView;
     assert.equal(drained.draining, true);
     assert.equal(drained.drained, false);
     assert.equal((await spread(r, [a, b, c], 30)).a, 0);
     a.stats.claimed = 0;
-    await waitFor(async () => ((await (await admin(r, 'GET', '/api/nodes/host-a')).json()) as NodeViewJson).drained, { what: 'a drained' });
+    await waitFor(async () => ((await (await admin(r, 'GET', '/api/nodes/host-a')).json()) as NodeView).drained, { what: 'a drained' });
     assert.equal((await admin(r, 'POST', '/api/nodes/host-a/undrain')).status, 200);
     assert.ok((await spread(r, [a, b, c], 30)).a! > 0);
 
@@ -288,7 +278,7 @@ describe('admin API', () => {
 
     assert.equal((await admin(r, 'DELETE', '/api/nodes/host-a')).status, 204);
     assert.equal((await admin(r, 'DELETE', '/hosts', JSON.stringify({ host: c.url }))).status, 204);
-    assert.deepEqual(((await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeViewJson[] }).nodes.map((n) => n.url), [b.url]);
+    assert.deepEqual(((await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeView[] }).nodes.map((n) => n.url), [b.url]);
     assert.equal((await rawGet(r.url, '/')).status, 503, 'only draining b is left');
   });
 
@@ -324,7 +314,7 @@ describe('admin API', () => {
     assert.equal((await admin(r, 'GET', '/api/nodes', undefined, 'wrong')).status, 403);
     assert.equal((await fetch(`${r.url}/api/spawn`, { method: 'DELETE' })).status, 405);
     assert.equal((await fetch(`${r.url}/tree`, { method: 'PUT' })).status, 405);
-    const list = (await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeViewJson[] };
+    const list = (await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeView[] };
     assert.deepEqual(list.nodes.map((n) => n.url), [a.url]);
     // A bad --node is a configuration error at start.
     assert.throws(() => parseRedirectorConfig(['--node', 'ftp://x']), /must use http or https/);

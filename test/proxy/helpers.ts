@@ -92,7 +92,10 @@ export interface ChildProxy {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `nbpool proxy` as its own process (node --import tsx), ports learnt from its 'proxy listening' log line. */
+/**
+ * `nbpool proxy` as its own process (node --import tsx), ports learnt from its 'proxy listening'
+ * log line (so the log level must stay at info or lower).
+ */
 export async function startChildProxy(flags: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildProxy> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'cli/nbpool.ts', 'proxy', '--ip', '127.0.0.1', '--port', '0', '--api-ip', '127.0.0.1', '--api-port', '0', ...flags], {
     env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: TOKEN, ...env },
@@ -100,7 +103,10 @@ export async function startChildProxy(flags: string[], env: NodeJS.ProcessEnv = 
   });
   let output = '';
   const ready = await new Promise<{ publicUrl: string; apiUrl: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`child proxy did not start: ${output}`)), 20_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`child proxy did not start: ${output}`));
+    }, 20_000);
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       for (const line of output.split('\n')) {

@@ -134,8 +134,11 @@ export async function startChildProxy(flags: string[], env: NodeJS.ProcessEnv = 
   };
 }
 
-/** One raw HTTP/1.1 exchange over a fresh socket: whatever comes back until close or `timeoutMs`. */
-export async function rawExchange(port: number, text: string | Buffer, timeoutMs = 5000): Promise<{ response: string; closed: boolean }> {
+/**
+ * One raw HTTP/1.1 exchange over a fresh socket: whatever comes back until close or `timeoutMs`.
+ * `halfClose` ends our side after writing, as a client that gives up mid-request does.
+ */
+export async function rawExchange(port: number, text: string | Buffer, timeoutMs = 5000, halfClose = false): Promise<{ response: string; closed: boolean }> {
   const { createConnection } = await import('node:net');
   return new Promise((resolve) => {
     const socket = createConnection({ port, host: '127.0.0.1' });
@@ -152,6 +155,7 @@ export async function rawExchange(port: number, text: string | Buffer, timeoutMs
       clearTimeout(timer);
       resolve({ response, closed: true });
     });
-    socket.write(text);
+    if (halfClose) socket.end(text);
+    else socket.write(text);
   });
 }

@@ -88,6 +88,7 @@ export interface ChildProxy {
   child: ChildProcess;
   publicUrl: string;
   apiUrl: string;
+  metricsUrl: string | undefined;
   /** Sends SIGTERM and waits for exit; returns the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -102,7 +103,7 @@ export async function startChildProxy(flags: string[], env: NodeJS.ProcessEnv = 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const ready = await new Promise<{ publicUrl: string; apiUrl: string }>((resolve, reject) => {
+  const ready = await new Promise<{ publicUrl: string; apiUrl: string; metricsUrl: string | undefined }>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`child proxy did not start: ${output}`));
@@ -112,7 +113,7 @@ export async function startChildProxy(flags: string[], env: NodeJS.ProcessEnv = 
       for (const line of output.split('\n')) {
         if (!line.includes('proxy listening')) continue;
         clearTimeout(timer);
-        resolve(JSON.parse(line) as { publicUrl: string; apiUrl: string });
+        resolve(JSON.parse(line) as { publicUrl: string; apiUrl: string; metricsUrl: string | undefined });
       }
     });
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));

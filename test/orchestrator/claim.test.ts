@@ -127,6 +127,10 @@ test('GET / and unrouted paths show a loading page that continues to /spawn/<pat
     assert.match(reply.headers['content-type'] as string, /text\/html/);
     assert.ok(reply.body.includes(`url=${spawn}"`), `${path} -> ${spawn}: ${reply.body}`);
   }
+  const before = (await stats(node)).claimed;
+  const head = await http(`${node.proxy.url}/spawn/tree`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal((await stats(node)).claimed, before, 'HEAD /spawn takes no container');
   const post = await http(`${node.proxy.url}/user/gone/api/contents`, { method: 'POST', body: '{}' });
   assert.equal(post.status, 404, 'a stale API call gets a clear 404, not a page');
 });

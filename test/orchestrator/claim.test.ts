@@ -170,3 +170,26 @@ test('claim hook runs in the claimed container before the redirect, with the req
     await hooked.stop();
   }
 });
+
+test('containers carry resource limits, no-new-privileges, a pids limit and labels', async () => {
+  const limited = await startNode('limits', ['--pool-size', '1', '--mem-limit', '96m', '--cpu-quota', '50000', '--cpu-shares', '256', '--pids-limit', '64']);
+  try {
+    await waitForWarm(limited, 'default', 1);
+    const [info] = await docker().listContainers({ filters: { label: [`${LABELS.instance}=${limited.instance}`] } });
+    const inspect = await docker().getContainer(info!.Id).inspect();
+    assert.equal(inspect.HostConfig.Memory, 96 * 1024 ** 2);
+    assert.equal(inspect.HostConfig.CpuQuota, 50000);
+    assert.equal(inspect.HostConfig.CpuShares, 256);
+    assert.equal(inspect.HostConfig.PidsLimit, 64);
+    assert.ok(inspect.HostConfig.SecurityOpt?.includes('no-new-privileges'));
+    const labels = inspect.Config.Labels;
+    assert.equal(labels[LABELS.pool], 'default');
+    assert.match(labels[LABELS.user]!, /^[A-Za-z0-9]{24}$/);
+    assert.equal(labels[LABELS.route], `/user/${labels[LABELS.user]}`);
+    assert.ok(Number(labels[LABELS.created]) > 0);
+    const binding = inspect.NetworkSettings.Ports['8888/tcp']?.[0];
+    assert.equal(binding?.HostIp, '127.0.0.1', 'published on --container-ip only');
+  } finally {
+    await limited.stop();
+  }
+});

@@ -148,7 +148,7 @@ e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a 
   await notebook.screenshot({ path: `${artifacts}browser-2-notebook-42.png` });
 
   // Reloading inside the iframe (Jupyter's own pages, or the visitor's reload of the frame) stays.
-  await frame.evaluate(() => location.reload());
+  await frame.goto(frame.url());
   const again = await notebookFrame(page);
   assert.equal(again.userPath, userPath, 'same container after reloading the frame');
   await again.frame.locator('#notebook_list').getByText('Untitled.ipynb').first().waitFor({ timeout: 10_000 });

@@ -19,6 +19,8 @@ const ports = { public: 0, api: 0, orchestrator: 0, admin: 0 };
 let env: NodeJS.ProcessEnv = {};
 let started = false;
 let failed = false;
+/** The route of the visitor claimed below, e.g. /user/abc...; checked again after a restart. */
+let claimedPath = '';
 
 /** A test whose failure also prints the stack's logs (at the end). */
 function stackTest(name: string, body: () => Promise<void>): void {
@@ -119,4 +121,25 @@ stackTest('compose stack: a visitor claims a container through the proxy', async
   const userPath = target.pathname.split('/').slice(0, 3).join('/');
   const whoami = (await (await fetch(`${base}${userPath}/api/whoami`)).json()) as { base_url: string };
   assert.equal(whoami.base_url, `${userPath}/`, 'the container serves under the visitor route');
+  claimedPath = userPath;
+});
+
+stackTest('compose stack: stop (SIGTERM) exits cleanly, keeps the visitor container, and a restart adopts it', async () => {
+  assert.ok(claimedPath, 'a visitor claimed a container in the test before');
+  const { stdout: ids } = await compose(['ps', '-q'], 20_000);
+  await compose(['stop', '--timeout', '20'], 60_000);
+  for (const id of ids.trim().split('\n')) {
+    const { stdout } = await run('docker', ['inspect', '-f', '{{.State.Running}} {{.State.ExitCode}} {{.Name}}', id]);
+    assert.match(stdout.trim(), /^false 0 /, `exited with status 0 on SIGTERM: ${stdout.trim()}`);
+  }
+  const { stdout: kept } = await run('docker', ['ps', '-q', '--filter', `label=nbpool.instance=${instance}`]);
+  assert.ok(kept.trim().length > 0, "the visitors' containers keep running while nbpool is stopped");
+
+  await compose(['start'], 60_000);
+  const base = `http://127.0.0.1:${ports.public}`;
+  const whoami = await waitFor(async () => {
+    const res = await fetch(`${base}${claimedPath}/api/whoami`);
+    return res.status === 200 ? ((await res.json()) as { base_url: string }) : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 250, what: 'the visitor route again after the restart' });
+  assert.equal(whoami.base_url, `${claimedPath}/`, 'the same container serves the visitor after the restart');
 });

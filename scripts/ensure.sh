@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs or starts what nbpool needs when it is missing, showing progress; or says in one line
 # what the user must do. Usage: scripts/ensure.sh [deps] [docker] [redis] [chromium] [bench-tools] [images] [jupyter]
-#   [compose] [node-image]
+#   [compose] [node-image] [redis-image]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,6 +72,7 @@ for what in "$@"; do
     jupyter) bash test/images/build.sh jupyter ;;
     compose) ensure_compose ;;
     node-image) bash deploy/build-node-image.sh >/dev/null ;;
+    redis-image) bash deploy/build-redis-image.sh >/dev/null ;;
     *) die "unknown item $what" ;;
   esac
 done

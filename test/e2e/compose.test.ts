@@ -15,7 +15,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const suffix = randomBytes(4).toString('hex');
 const project = `nbpoolcompose${suffix}`;
 const instance = `compose-test-${suffix}`;
-const ports = { public: 0, api: 0, orchestrator: 0, admin: 0 };
+const ports = { public: 0, api: 0, orchestrator: 0, admin: 0, redis: 0, redirector: 0, redirectorAdmin: 0 };
 let env: NodeJS.ProcessEnv = {};
 let started = false;
 let failed = false;
@@ -46,6 +46,7 @@ function compose(args: string[], timeoutMs: number) {
 before(async () => {
   await requireImage(TINY_IMAGE);
   await requireImage('nbpool/node:20');
+  await requireImage('nbpool/redis:latest');
   for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
   env = {
     ...process.env,
@@ -61,6 +62,12 @@ before(async () => {
     NBPOOL_MEM_LIMIT: '64m',
     NBPOOL_INSTANCE: instance,
     NBPOOL_LOG_LEVEL: 'info',
+    COMPOSE_PROFILES: 'redis,redirector',
+    NBPOOL_REDIS_PORT: String(ports.redis),
+    NBPOOL_REDIS_URL: `redis://127.0.0.1:${ports.redis}`,
+    NBPOOL_REDIRECTOR_PORT: String(ports.redirector),
+    NBPOOL_REDIRECTOR_ADMIN_PORT: String(ports.redirectorAdmin),
+    NBPOOL_NODE_URL: `http://127.0.0.1:${ports.public}`,
     // The classic builder: the engine here (20.10) has no BuildKit session support for this client.
     DOCKER_BUILDKIT: '0',
     COMPOSE_DOCKER_CLI_BUILD: '0',
@@ -85,9 +92,9 @@ after(async () => {
   }
 });
 
-stackTest('compose stack: proxy and orchestrator run as containers from the project image', async () => {
-  const { stdout } = await compose(['ps', '-q'], 20_000);
-  assert.equal(stdout.trim().split('\n').filter(Boolean).length, 2, 'proxy and orchestrator containers');
+stackTest('compose stack: proxy, orchestrator, redis and redirector run as containers', async () => {
+  const { stdout } = await compose(['ps', '--services', '--filter', 'status=running'], 20_000);
+  assert.deepEqual(stdout.trim().split('\n').sort(), ['orchestrator', 'proxy', 'redirector', 'redis']);
   const health = await waitFor(async () => (await fetch(`http://127.0.0.1:${ports.public}/_chp_healthz`)).status === 200 || undefined, {
     timeoutMs: 30_000,
     intervalMs: 200,
@@ -96,10 +103,15 @@ stackTest('compose stack: proxy and orchestrator run as containers from the proj
   assert.equal(health, true);
 });
 
-stackTest('compose stack: a visitor claims a container through the proxy', async () => {
+stackTest('compose stack: a visitor follows the stable link and claims a container through the proxy', async () => {
   const base = `http://127.0.0.1:${ports.public}`;
+  const node = await waitFor(async () => {
+    const res = await fetch(`http://127.0.0.1:${ports.redirector}/`, { redirect: 'manual' });
+    return res.status === 302 ? res.headers.get('location') : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 200, what: 'the redirector sending visitors to the node' });
+  assert.equal(node, `${base}/`);
   const loading = await waitFor(async () => {
-    const res = await fetch(`${base}/`);
+    const res = await fetch(node);
     return res.status === 200 ? res.text() : undefined;
   }, { timeoutMs: 30_000, intervalMs: 200, what: 'the loading page through the proxy' });
   assert.match(loading, /spawn/, 'the loading page continues to /spawn');
@@ -122,6 +134,8 @@ stackTest('compose stack: a visitor claims a container through the proxy', async
   const whoami = (await (await fetch(`${base}${userPath}/api/whoami`)).json()) as { base_url: string };
   assert.equal(whoami.base_url, `${userPath}/`, 'the container serves under the visitor route');
   claimedPath = userPath;
+  const { stdout: keys } = await run('redis-cli', ['-p', String(ports.redis), '--scan']);
+  assert.ok(keys.trim().length > 0, 'the proxy keeps its routes in the Redis service');
 });
 
 stackTest('compose stack: stop (SIGTERM) exits cleanly, keeps the visitor container, and a restart adopts it', async () => {

@@ -40,9 +40,17 @@ function e2eTest(name: string, body: () => Promise<void>, options: { todo?: stri
       await body();
     } catch (err) {
       if (!options.todo) failed = true;
+      await screenshotAll(name).catch(() => undefined);
       throw err;
     }
   });
+}
+
+/** What every open page showed when a test failed, for the CI artifacts. */
+async function screenshotAll(testName: string): Promise<void> {
+  const slug = testName.replace(/[^a-z0-9]+/gi, '-').slice(0, 40);
+  const pages = browser?.contexts().flatMap((c) => c.pages()) ?? [];
+  await Promise.all(pages.map((p, i) => p.screenshot({ path: `${artifacts}browser-failed-${slug}-${i}.png` })));
 }
 
 before(async () => {
@@ -96,7 +104,7 @@ before(async () => {
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
   });
-});
+}, { timeout: 120_000 });
 
 after(async () => {
   await browser?.close();
@@ -104,7 +112,7 @@ after(async () => {
   await Promise.all(programs.map((p) => p.stop()));
   if (failed || process.env.NBPOOL_TEST_LOGS) for (const p of programs) process.stderr.write(p.output().slice(-8000) + '\n');
   await removeLabelled('nbpool.instance', instance);
-});
+}, { timeout: 60_000 });
 
 /** The iframe once it shows a Jupyter tree: the frame and the visitor's /user/<id> path. */
 async function notebookFrame(page: Page): Promise<{ frame: Frame; userPath: string }> {

@@ -79,7 +79,7 @@ before(async () => {
     failed = true;
     throw err;
   }
-});
+}, { timeout: 150_000 });
 
 after(async () => {
   if (!started) return;
@@ -90,7 +90,7 @@ after(async () => {
     await compose(['down', '--volumes', '--timeout', '10'], 60_000).catch((err: Error) => process.stderr.write(`compose down: ${err.message}\n`));
     await removeLabelled('nbpool.instance', instance);
   }
-});
+}, { timeout: 120_000 });
 
 stackTest('compose stack: proxy, orchestrator, redis and redirector run as containers', async () => {
   const { stdout } = await compose(['ps', '--services', '--filter', 'status=running'], 20_000);

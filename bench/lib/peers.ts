@@ -8,12 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { freePort, startProc, waitListening, type Proc } from './procs.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const nbpoolBin = join(repoRoot, 'bin', 'nbpool.js');
+/** BENCH_NBPOOL_ROOT measures another checkout's build (e.g. a branch not merged yet). */
+const nbpoolRoot = process.env.BENCH_NBPOOL_ROOT ?? repoRoot;
+export const nbpoolBin = join(nbpoolRoot, 'bin', 'nbpool.js');
 export const chpBin = join(repoRoot, 'node_modules', 'configurable-http-proxy', 'bin', 'configurable-http-proxy');
 
 /** True when `nbpool <program>` is built and no longer the placeholder. */
 export function ourProgramExists(program: string): boolean {
-  if (!existsSync(join(repoRoot, 'dist', 'cli', 'nbpool.js'))) return false;
+  if (!existsSync(join(nbpoolRoot, 'dist', 'cli', 'nbpool.js'))) return false;
   try {
     const help = execFileSync(process.execPath, [nbpoolBin, program, '--help'], { encoding: 'utf8', timeout: 20_000 });
     return !help.includes('not yet implemented');

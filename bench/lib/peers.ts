@@ -11,6 +11,8 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..'
 /** BENCH_NBPOOL_ROOT measures another checkout's build (e.g. a branch not merged yet). */
 const nbpoolRoot = process.env.BENCH_NBPOOL_ROOT ?? repoRoot;
 export const nbpoolBin = join(nbpoolRoot, 'bin', 'nbpool.js');
+/** BENCH_NODE_ARGS: node flags for our programs only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+export const ourNodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 export const chpBin = join(repoRoot, 'node_modules', 'configurable-http-proxy', 'bin', 'configurable-http-proxy');
 
 /** True when `nbpool <program>` is built and no longer the placeholder. */
@@ -38,7 +40,7 @@ export async function startChpLike(kind: 'ours' | 'chp', name: string, defaultTa
   const port = await freePort();
   const apiPort = await freePort();
   const flags = ['--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort), '--default-target', defaultTarget, '--log-level', 'warn', ...extraArgs];
-  const args = kind === 'ours' ? [nbpoolBin, 'proxy', ...flags] : [chpBin, ...flags];
+  const args = kind === 'ours' ? [...ourNodeArgs, nbpoolBin, 'proxy', ...flags] : [chpBin, ...flags];
   const proc = startProc(name, process.execPath, args, { CONFIGPROXY_AUTH_TOKEN: proxyToken });
   await waitListening(proc, port);
   await waitListening(proc, apiPort);

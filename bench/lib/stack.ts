@@ -2,7 +2,7 @@
  * One node for the claim benchmark: our proxy (CHP when ours is not built) with our orchestrator
  * as its default target, as child processes on loopback, the tiny image, a unique instance label.
  */
-import { nbpoolBin, ourProgramExists, proxyToken, startChpLike, type RunningProxy } from './peers.js';
+import { nbpoolBin, ourNodeArgs, ourProgramExists, proxyToken, startChpLike, type RunningProxy } from './peers.js';
 import { freePort, startProc, waitListening, type Proc } from './procs.js';
 import { httpRequest } from './http.js';
 import { TINY_IMAGE } from './docker-bench.js';
@@ -33,6 +33,7 @@ export async function startStack(instance: string, poolSize: number, maxContaine
   const oursProxy = ourProgramExists('proxy');
   const proxy = await startChpLike(oursProxy ? 'ours' : 'chp', oursProxy ? 'nbpool proxy' : 'CHP 5.3', `http://127.0.0.1:${orchPort}`);
   const orchestrator = startProc('nbpool orchestrator', process.execPath, [
+    ...ourNodeArgs,
     nbpoolBin, 'orchestrator',
     '--image', TINY_IMAGE,
     '--pool-size', String(poolSize),

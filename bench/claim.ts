@@ -3,7 +3,7 @@
  * answers, the engine's own start rate through its API (8 at a time), and through our proxy +
  * orchestrator (when built): pool fill rate, sequential claims, 60 claims at once, first page
  * through a pooled container, and 300 visitors on a pool of 20 (--max-containers 400).
- * Env: BENCH_COLD (10 cold runs), BENCH_POOL (64), BENCH_SEQ (30), BENCH_VISITORS (300).
+ * Env: BENCH_COLD (10 cold runs), BENCH_POOL (64), BENCH_SEQ (50), BENCH_VISITORS (300).
  */
 import { randomBytes } from 'node:crypto';
 import { coldDockerRun, engine, engineStartRate, removeLabelled, TINY_IMAGE } from './lib/docker-bench.js';
@@ -14,7 +14,7 @@ import { claimOnce, verifyLanding, visitor, type VisitorOutcome } from './lib/vi
 
 const coldRuns = Number(process.env.BENCH_COLD ?? 10);
 const poolSize = Number(process.env.BENCH_POOL ?? 64);
-const sequentialClaims = Number(process.env.BENCH_SEQ ?? 30);
+const sequentialClaims = Number(process.env.BENCH_SEQ ?? 50);
 const burstClaims = Math.min(60, poolSize);
 const visitors = Number(process.env.BENCH_VISITORS ?? 300);
 const visitorPool = 20;

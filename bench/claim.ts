@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { coldDockerRun, engine, engineStartRate, removeLabelled, TINY_IMAGE } from './lib/docker-bench.js';
 import { forEachLimited, keepAliveAgent } from './lib/http.js';
 import { nodeStats, ourStackExists, startStack, waitWarm, type Stack } from './lib/stack.js';
-import { median, percentile, printGoals, printTable, round, writeResults, type Goal } from './lib/stats.js';
+import { median, percentile, noteLoad, printGoals, printTable, round, writeResults, type Goal } from './lib/stats.js';
 import { claimOnce, verifyLanding, visitor, type VisitorOutcome } from './lib/visitors.js';
 
 const coldRuns = Number(process.env.BENCH_COLD ?? 10);
@@ -84,6 +84,7 @@ async function visitorsPhase(stack: Stack) {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const loadAtStart = noteLoad('at the start');
   await engine.getImage(TINY_IMAGE).inspect();
   try {
     say(`cold docker run of ${TINY_IMAGE} until it answers, ${coldRuns} times`);
@@ -169,7 +170,7 @@ async function main(): Promise<void> {
       },
       visitors: crowd && { visitors, pool: visitorPool, maxContainers: visitorMax, ...crowd },
       goals,
-    });
+    }, loadAtStart);
   } finally {
     await cleanup();
   }

@@ -10,7 +10,7 @@ import { addRoutes } from './lib/http.js';
 import { startNginxProxy, startNginxUpstream } from './lib/nginx.js';
 import { ourProgramExists, proxyToken, startChpLike, startTinyServer, type RunningProxy } from './lib/peers.js';
 import { cpuSeconds, rssMiB, type Proc } from './lib/procs.js';
-import { median, printGoals, printTable, round, writeResults, type Goal } from './lib/stats.js';
+import { median, noteLoad, printGoals, printTable, round, writeResults, type Goal } from './lib/stats.js';
 import { runWrk, type WrkResult } from './lib/wrk.js';
 import { runWsLoad, type WsLoadResult } from './lib/ws-load.js';
 
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
   const haveOurs = ourProgramExists('proxy');
   if (!haveOurs) say('nbpool proxy is not built or not implemented yet: measuring the peers only');
   const started = Date.now();
+  const loadAtStart = noteLoad('at the start');
   const procs: Proc[] = [];
   const track = <T extends Proc>(p: T): T => {
     procs.push(p);
@@ -191,7 +192,7 @@ async function main(): Promise<void> {
       http,
       websocket: ws,
       goals,
-    });
+    }, loadAtStart);
   } finally {
     for (const p of procs.reverse()) await p.stop();
   }

@@ -11,7 +11,7 @@ import { nbpoolBin, ourProgramExists, repoRoot } from './lib/peers.js';
 import { freePort, startProc, waitListening, type Proc } from './lib/procs.js';
 import { defaultRedirectSettings, runRedirectBench, type RedirectorPeer } from './lib/redirect-run.js';
 import { startStandInNode, type StandInNode } from './lib/standin-nodes.js';
-import { printGoals, round, writeResults, type Goal } from './lib/stats.js';
+import { noteLoad, printGoals, round, writeResults, type Goal } from './lib/stats.js';
 
 // measured by hand beside the baseline (see bench/results/redirect-original.json); the anchor
 const ORIGINAL = { p50Ms: 0.6, p99Ms: 3 };
@@ -19,6 +19,7 @@ const ORIGINAL = { p50Ms: 0.6, p99Ms: 3 };
 async function main(): Promise<void> {
   const settings = defaultRedirectSettings;
   const started = Date.now();
+  const loadAtStart = noteLoad('at the start');
   const procs: Proc[] = [];
   const nodes: StandInNode[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'nbpool-bench-redirect-'));
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
       summaries,
       bursts: results.map((r) => ({ name: r.name, bursts: r.bursts })),
       goals,
-    });
+    }, loadAtStart);
   } finally {
     for (const p of procs.reverse()) await p.stop();
     for (const n of nodes) await n.close();

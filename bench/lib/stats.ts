@@ -1,5 +1,6 @@
 /** Numbers for benchmarks: percentiles, medians, table printing and the JSON result files. */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,11 +55,24 @@ export function printGoals(goals: Goal[]): void {
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
 
-/** Writes bench/results/<name>.json and says where. */
-export function writeResults(name: string, summary: unknown): string {
+/** The machine's load while a bench runs: figures from a busy 2-core machine are read with it. */
+export function machineLoad(): { cpus: number; loadavg1m: number } {
+  return { cpus: cpus().length, loadavg1m: round(loadavg()[0]!, 2) };
+}
+
+/** Prints the load now; call at the start and the end of a bench. */
+export function noteLoad(when: string): { cpus: number; loadavg1m: number } {
+  const load = machineLoad();
+  process.stdout.write(`machine load ${when}: ${load.loadavg1m} (1 min average) on ${load.cpus} CPUs\n`);
+  return load;
+}
+
+/** Writes bench/results/<name>.json (with the load at start and end) and says where. */
+export function writeResults(name: string, summary: Record<string, unknown>, loadAtStart: { cpus: number; loadavg1m: number }): string {
   mkdirSync(resultsDir, { recursive: true });
   const file = join(resultsDir, `${name}.json`);
-  writeFileSync(file, JSON.stringify(summary, null, 2) + '\n');
+  const machine = { cpus: loadAtStart.cpus, loadavg1mAtStart: loadAtStart.loadavg1m, loadavg1mAtEnd: noteLoad('at the end').loadavg1m };
+  writeFileSync(file, JSON.stringify({ ...summary, machine }, null, 2) + '\n');
   process.stdout.write(`\nresults: ${file}\n`);
   return file;
 }

@@ -107,11 +107,11 @@ async function main(): Promise<void> {
     const goals: Goal[] = [];
     let claims: Awaited<ReturnType<typeof claimsPhase>> | undefined;
     let crowd: Awaited<ReturnType<typeof visitorsPhase>> | undefined;
-    let proxyName: string | undefined;
+    let stackKind: string | undefined;
     if (ourStackExists()) {
       say(`\nproxy + orchestrator, pool of ${poolSize} (instance ${instances[0]})`);
       const stack = await startStack(instances[0]!, poolSize, visitorMax);
-      proxyName = stack.proxyName;
+      stackKind = stack.kind;
       try {
         claims = await claimsPhase(stack);
       } finally {
@@ -148,14 +148,14 @@ async function main(): Promise<void> {
     } else {
       say('nbpool orchestrator is not built or not implemented yet: cold-start side only');
     }
-    printTable(`Claim bench${proxyName ? ` (proxy: ${proxyName})` : ''}`, ['measure', 'value', 'unit', 'ratio'], rows);
+    printTable(`Claim bench${stackKind ? ` (${stackKind})` : ''}`, ['measure', 'value', 'unit', 'ratio'], rows);
     if (goals.length) printGoals(goals);
     else say('\nGoals: not judged (nbpool orchestrator not available yet)');
     writeResults('claim', {
       bench: 'claim',
       date: new Date().toISOString(),
       seconds: round((Date.now() - started) / 1000, 1),
-      proxy: proxyName,
+      stack: stackKind,
       cold: { runs: cold.map((x) => round(x, 1)), p50Ms: round(coldP50, 1) },
       engine: { containers: engineCount, parallel: 8, perSecond: round(engineRate, 2) },
       orchestratorMeasured: claims !== undefined,

@@ -10,7 +10,7 @@ import { coldDockerRun, engine, engineStartRate, removeLabelled, TINY_IMAGE } fr
 import { forEachLimited, keepAliveAgent } from './lib/http.js';
 import { nodeStats, ourStackExists, startStack, waitWarm, type Stack } from './lib/stack.js';
 import { median, percentile, noteLoad, printGoals, printTable, round, writeResults, type Goal } from './lib/stats.js';
-import { claimOnce, verifyLanding, visitor, type VisitorOutcome } from './lib/visitors.js';
+import { claimOnce, controlRequest, verifyLanding, visitor, type VisitorOutcome } from './lib/visitors.js';
 
 const coldRuns = Number(process.env.BENCH_COLD ?? 10);
 const poolSize = Number(process.env.BENCH_POOL ?? 64);
@@ -46,16 +46,24 @@ async function claimsPhase(stack: Stack) {
     await claimOnce(stack.url, agent); // first request through each hop (connections, JIT)
     await waitWarm(stack, poolSize);
     const sequential: { claimMs: number; firstPageMs: number }[] = [];
-    for (let i = 0; i < sequentialClaims; i++) sequential.push(await claimOnce(stack.url, agent));
+    const controlSequential: number[] = [];
+    for (let i = 0; i < sequentialClaims; i++) {
+      sequential.push(await claimOnce(stack.url, agent));
+      controlSequential.push(await controlRequest(stack.url, agent));
+    }
     say(`  ${sequentialClaims} sequential claims: claim p50 ${pct(sequential.map((s) => s.claimMs), 50)} ms p99 ${pct(sequential.map((s) => s.claimMs), 99)} ms; first page p50 ${pct(sequential.map((s) => s.firstPageMs), 50)} ms`);
+    say(`  control, GET /api/stats through the proxy between claims: p50 ${pct(controlSequential, 50)} ms p99 ${pct(controlSequential, 99)} ms`);
 
     await waitWarm(stack, poolSize);
+    // the control burst also opens the connections the claim burst then reuses
+    const controlBurst = await Promise.all(Array.from({ length: burstClaims }, () => controlRequest(stack.url, agent)));
+    say(`  control, ${burstClaims} GET /api/stats at once through the proxy: p50 ${pct(controlBurst, 50)} ms p99 ${pct(controlBurst, 99)} ms`);
     const burst = await Promise.all(Array.from({ length: burstClaims }, () => claimOnce(stack.url, agent, false)));
     await forEachLimited(burst.length, 16, (i) => verifyLanding(stack.url, burst[i]!.location, agent));
     const ids = new Set(burst.map((b) => /\/user\/([^/]+)/.exec(b.location)![1]));
     if (ids.size !== burst.length) throw new Error(`${burst.length} claims at once got only ${ids.size} distinct containers`);
     say(`  ${burstClaims} claims at once: p50 ${pct(burst.map((b) => b.claimMs), 50)} ms p99 ${pct(burst.map((b) => b.claimMs), 99)} ms (all routes live, all distinct)`);
-    return { fillMs, fillRate, sequential, burst: burst.map((b) => b.claimMs) };
+    return { fillMs, fillRate, sequential, controlSequential, burst: burst.map((b) => b.claimMs), controlBurst };
   } finally {
     agent.destroy();
   }
@@ -131,8 +139,11 @@ async function main(): Promise<void> {
         ['pool fill rate', round(claims.fillRate, 2), 'containers/s', `x${round(claims.fillRate / engineRate)} engine`],
         ['sequential claim p50', pct(seqClaim, 50), 'ms', ''],
         ['sequential claim p99', pct(seqClaim, 99), 'ms', ''],
+        ['  control: GET /api/stats via proxy p50', pct(claims.controlSequential, 50), 'ms', 'same hops, no claim'],
+        ['  control: GET /api/stats via proxy p99', pct(claims.controlSequential, 99), 'ms', ''],
         [`${burstClaims} claims at once p50`, pct(claims.burst, 50), 'ms', ''],
         [`${burstClaims} claims at once p99`, pct(claims.burst, 99), 'ms', ''],
+        [`  control: ${burstClaims} GET /api/stats at once p99`, pct(claims.controlBurst, 99), 'ms', 'same hops, no claim'],
         ['first page through the pool p50', round(firstPage, 2), 'ms', `x${round(coldP50 / firstPage, 0)} faster than cold`],
         [`${visitors} visitors on a pool of ${visitorPool}: landed`, crowd.landed, 'visitors', `${crowd.errors} errors`],
         ...crowd.curve.map((c): (string | number)[] => [`  wait p${c.p}`, c.seconds, 's', '']),
@@ -166,6 +177,13 @@ async function main(): Promise<void> {
         fillVsEngine: round(claims.fillRate / engineRate, 2),
         sequential: { count: sequentialClaims, claimP50Ms: pct(claims.sequential.map((s) => s.claimMs), 50), claimP99Ms: pct(claims.sequential.map((s) => s.claimMs), 99), firstPageP50Ms: round(median(claims.sequential.map((s) => s.firstPageMs)), 2) },
         atOnce: { count: burstClaims, p50Ms: pct(claims.burst, 50), p99Ms: pct(claims.burst, 99) },
+        control: {
+          what: 'GET /api/stats through the same proxy to the orchestrator, no claim: the cost of the hops on the machine at that moment',
+          sequentialP50Ms: pct(claims.controlSequential, 50),
+          sequentialP99Ms: pct(claims.controlSequential, 99),
+          atOnceP50Ms: pct(claims.controlBurst, 50),
+          atOnceP99Ms: pct(claims.controlBurst, 99),
+        },
         firstPageVsCold: round(coldP50 / median(claims.sequential.map((s) => s.firstPageMs)), 1),
       },
       visitors: crowd && { visitors, pool: visitorPool, maxContainers: visitorMax, ...crowd },

@@ -33,6 +33,17 @@ export async function claimOnce(base: string, agent: Agent, followToPage = true)
   return { claimMs, firstPageMs: followToPage ? ms(t0) : NaN, location };
 }
 
+/**
+ * The control beside each claim: a GET through the same proxy to the orchestrator's /api/stats,
+ * which does no claim. It shows what the hops alone cost on the machine at that moment.
+ */
+export async function controlRequest(base: string, agent: Agent): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const res = await httpRequest(`${base}/api/stats`, { agent });
+  if (res.status !== 200) throw new Error(`control GET /api/stats answered ${res.status}`);
+  return ms(t0);
+}
+
 export async function verifyLanding(base: string, location: string, agent: Agent): Promise<void> {
   await landing(base, location, agent);
 }

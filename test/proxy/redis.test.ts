@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { HttpRouteTableClient } from '../../shared/route-client.js';
@@ -40,7 +43,9 @@ describe('Redis-backed route table', () => {
 
   test('two proxy processes share one table and see changes within a second', async () => {
     const flags = ['--storage-backend', redis.url, '--activity-flush-ms', '200', '--resync-ms', '500'];
-    const one = await startChildProxy(flags);
+    const pidFile = join(mkdtempSync(join(tmpdir(), 'nbpool-pid-')), 'proxy.pid');
+    const one = await startChildProxy([...flags, '--pid-file', pidFile]);
+    assert.equal(readFileSync(pidFile, 'utf8').trim(), String(one.child.pid));
     const two = await startChildProxy(flags).catch(async (err: unknown) => {
       await one.stop('SIGKILL');
       throw err;
@@ -80,6 +85,7 @@ describe('Redis-backed route table', () => {
       assert.ok(seenAfter < 1000);
     } finally {
       assert.equal(await one.stop(), 0, 'clean exit on SIGTERM');
+      assert.equal(existsSync(pidFile), false, 'pid file removed on exit');
       assert.equal(await two.stop(), 0);
     }
   });

@@ -277,8 +277,11 @@ export class Forwarder {
       upstreamSocket.on('error', closeBoth);
       socket.on('close', closeBoth);
       upstreamSocket.on('close', closeBoth);
+      // Frames go out as they come: no Nagle delay on either side, no idle timeout on a live socket.
       upstreamSocket.setNoDelay(true);
       upstreamSocket.setTimeout(0);
+      (socket as Socket).setNoDelay?.(true);
+      (socket as Socket).setTimeout?.(0);
       socket.on('data', hooks.activity);
       upstreamSocket.on('data', hooks.activity);
       socket.pipe(upstreamSocket);

@@ -66,10 +66,21 @@ export function parseTarget(value: unknown): Target {
   };
 }
 
+/** How long an API change waits for the store: a store that is down must not leave the client hanging. */
+export const STORE_TIMEOUT_MS = 5000;
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A store that cannot be reached is the server's trouble, not the client's: 503, route table unchanged. */
 async function storeCall<T>(call: () => Promise<T>): Promise<T> {
   try {
-    return await call();
+    return await withTimeout(call(), STORE_TIMEOUT_MS);
   } catch (err) {
     throw new ServiceUnavailable(`route store unavailable: ${(err as Error).message}`, 1);
   }
@@ -229,7 +240,8 @@ export class RouteService {
     const prefix = checkPath(path);
     const existed = this.table.has(prefix);
     const removedFromStore = await storeCall(() => this.store.delete(prefix));
-    await this.activity.delete(prefix).catch(() => {});
+    // Not awaited: a leftover activity record is harmless and the next resync removes it.
+    void this.activity.delete(prefix).catch(() => {});
     this.generation++;
     this.table.delete(prefix);
     return existed || removedFromStore;
@@ -328,18 +340,29 @@ export class RouteService {
       // A route deleted or replaced since its traffic has nothing to record.
       if (this.table.get(entry.prefix) === entry) writes.push([entry.prefix, { last_activity: new Date(entry.lastActivity).toISOString() }]);
     }
-    await this.activity.putMany(writes);
+    try {
+      await this.activity.putMany(writes);
+    } catch (err) {
+      // Keep them for the next flush: the store may be back by then.
+      for (const entry of batch) this.touch(entry, entry.lastActivity);
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     for (const timer of this.timers) clearInterval(timer);
     try {
-      await this.flushActivity();
+      await withTimeout(this.flushActivity(), STORE_TIMEOUT_MS);
+    } catch (err) {
+      this.options.log.warn({ err }, 'could not write the last activity of routes on close');
     } finally {
       this.closed = true;
-      await Promise.allSettled(this.unwatch.map((stop) => stop()));
-      await Promise.allSettled([this.store.close(), this.activity.close()]);
+      // Bounded: a store that is down must not hold up shutdown.
+      await withTimeout(
+        Promise.allSettled([...this.unwatch.map((stop) => stop()), this.store.close(), this.activity.close()]),
+        STORE_TIMEOUT_MS,
+      ).catch(() => this.options.log.warn('route store did not close in time'));
     }
   }
 }

@@ -89,4 +89,29 @@ describe('Redis-backed route table', () => {
       assert.equal(await two.stop(), 0);
     }
   });
+
+  test('Redis going away: API changes get a 503 in bounded time, routing and reads keep working', async () => {
+    const own = await startRedis();
+    const proxy = await startTestProxy(['--storage-backend', own.url, '--activity-flush-ms', '100']);
+    try {
+      await proxy.routes.addRoute('/user/stays', { target: upstream.url });
+      await own.stop();
+      const started = Date.now();
+      const res = await fetch(`${proxy.apiUrl}/api/routes/user/new`, {
+        method: 'POST',
+        headers: { Authorization: `token ${TOKEN}` },
+        body: JSON.stringify({ target: upstream.url }),
+      });
+      assert.equal(res.status, 503);
+      assert.match(await res.text(), /route store unavailable/);
+      assert.ok(Date.now() - started < 10_000);
+      assert.equal((await fetch(`${proxy.publicUrl}/user/stays/x`)).status, 200, 'routing from memory');
+      const listed = await fetch(`${proxy.apiUrl}/api/routes`, { headers: { Authorization: `token ${TOKEN}` } });
+      assert.deepEqual(Object.keys((await listed.json()) as object), ['/user/stays'], 'the failed add left no trace');
+    } finally {
+      const closing = Date.now();
+      await proxy.close();
+      assert.ok(Date.now() - closing < 15_000, 'close is bounded with the store down');
+    }
+  });
 });

@@ -166,7 +166,7 @@ function shownAddress(server: Server): string {
   return `${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 }
 
-function listen(server: Server, port: number, host: string): Promise<string> {
+function listen(server: Server, port: number, host: string | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new ConfigError(`cannot listen on ${host || '*'}:${port}: ${err.message}`)));
     server.listen({ port, host: host === '' || host === '*' ? undefined : host }, () => resolve(shownAddress(server)));
@@ -310,7 +310,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     servers.push(apiServer);
     let metricsUrl: string | undefined;
     if (config.metricsPort !== undefined) {
-      const metricsServer = await serveMetrics(registry, config.metricsPort, config.metricsIp);
+      const metricsServer = await serveMetrics(registry, config.metricsPort, config.metricsIp ?? '');
       servers.push(metricsServer);
       metricsUrl = `http://${shownAddress(metricsServer)}/metrics`;
     }

@@ -23,7 +23,7 @@ export const proxyOptionSpecs = {
   noXForward: { type: 'boolean', help: "don't add X-Forwarded-* headers to proxied requests" },
   noPrependPath: { type: 'boolean', help: "don't prepend the target's path to proxied requests" },
   noIncludePrefix: { type: 'boolean', help: "don't include the routing prefix in proxied requests" },
-  customHeader: { type: 'list', help: 'header added to proxied requests, k:v (repeatable)', metavar: 'K:V' },
+  customHeader: { type: 'list', splitCommas: false, help: 'header added to proxied requests, k:v (repeatable)', metavar: 'K:V' },
   hostRouting: { type: 'boolean', help: 'use host routing (the host is the first path segment)' },
   timeout: { type: 'int', min: 1, help: 'ms of client inactivity after which a request is dropped', metavar: 'MS' },
   proxyTimeout: { type: 'int', min: 1, help: 'ms to wait for the target to answer before a 503', metavar: 'MS' },

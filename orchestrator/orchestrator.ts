@@ -619,7 +619,7 @@ export class Orchestrator {
       const p = this.pending.get(waiter.id);
       this.pending.delete(waiter.id);
       if (!p) {
-        // The waiter left between the plan and now: the container goes back to the pool.
+        // Cannot happen (waiters leave the core and `pending` together); never hand it out twice.
         this.retire(container.id, 'orphan-claim');
         continue;
       }
@@ -653,6 +653,16 @@ export class Orchestrator {
       token: info.token,
       latencyMs,
     };
+  }
+
+  /**
+   * Where a returning visitor (known by the id in their cookie) goes: back into their own container
+   * while it is still theirs, so reloading an embedding page does not take a second container.
+   */
+  returningVisitorUrl(id: string, context: ClaimContext): string | undefined {
+    const container = this.core.get(id);
+    if (container?.state !== 'claimed') return undefined;
+    return this.visitorUrl(id, this.poolOf(container.pool), context, this.info.get(id)?.token);
   }
 
   private visitorUrl(id: string, pool: PoolConfig, context: ClaimContext, token: string | undefined): string {

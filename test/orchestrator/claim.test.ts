@@ -127,6 +127,10 @@ test('GET / and unrouted paths show a loading page that continues to /spawn/<pat
     assert.match(reply.headers['content-type'] as string, /text\/html/);
     assert.ok(reply.body.includes(`url=${spawn}"`), `${path} -> ${spawn}: ${reply.body}`);
   }
+  const before = (await stats(node)).claimed;
+  const head = await http(`${node.proxy.url}/spawn/tree`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal((await stats(node)).claimed, before, 'HEAD /spawn takes no container');
   const post = await http(`${node.proxy.url}/user/gone/api/contents`, { method: 'POST', body: '{}' });
   assert.equal(post.status, 404, 'a stale API call gets a clear 404, not a page');
 });
@@ -164,5 +168,64 @@ test('claim hook runs in the claimed container before the redirect, with the req
     assert.match(Buffer.concat(chunks).toString('latin1'), /intro\.ipynb/);
   } finally {
     await hooked.stop();
+  }
+});
+
+test('containers carry resource limits, no-new-privileges, a pids limit and labels', async () => {
+  const limited = await startNode('limits', ['--pool-size', '1', '--mem-limit', '96m', '--cpu-quota', '50000', '--cpu-shares', '256', '--pids-limit', '64']);
+  try {
+    await waitForWarm(limited, 'default', 1);
+    const [info] = await docker().listContainers({ filters: { label: [`${LABELS.instance}=${limited.instance}`] } });
+    const inspect = await docker().getContainer(info!.Id).inspect();
+    assert.equal(inspect.HostConfig.Memory, 96 * 1024 ** 2);
+    assert.equal(inspect.HostConfig.CpuQuota, 50000);
+    assert.equal(inspect.HostConfig.CpuShares, 256);
+    assert.equal(inspect.HostConfig.PidsLimit, 64);
+    assert.ok(inspect.HostConfig.SecurityOpt?.includes('no-new-privileges'));
+    const labels = inspect.Config.Labels;
+    assert.equal(labels[LABELS.pool], 'default');
+    assert.match(labels[LABELS.user]!, /^[A-Za-z0-9]{24}$/);
+    assert.equal(labels[LABELS.route], `/user/${labels[LABELS.user]}`);
+    assert.ok(Number(labels[LABELS.created]) > 0);
+    const binding = inspect.NetworkSettings.Ports['8888/tcp']?.[0];
+    assert.equal(binding?.HostIp, '127.0.0.1', 'published on --container-ip only');
+  } finally {
+    await limited.stop();
+  }
+});
+
+test('a returning visitor (cookie) goes back to their own container; others and the culled do not', async () => {
+  // A node of its own: the shared one's capacity is spent by the tests above.
+  const node = await startNode('returning', ['--pool-size', '2', '--max-containers', '8']);
+  try {
+    await waitForWarm(node, 'default', 2);
+    const first = await http(`${node.proxy.url}/spawn/`);
+    assert.equal(first.status, 302);
+    const cookie = String(first.headers['set-cookie']);
+    assert.match(cookie, /^nbpool_visitor=[A-Za-z0-9]{24}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=None; Secure; Partitioned$/, 'loopback: partitioned cookie usable in a cross-site iframe');
+    const pair = cookie.split(';')[0]!;
+
+    const back = await http(`${node.proxy.url}/spawn/notebooks/a.ipynb`, { headers: { Cookie: `other=1; ${pair}` } });
+    assert.equal(back.status, 302);
+    assert.equal(back.headers.location, `${first.headers.location!.toString().replace(/\/tree$/, '')}/notebooks/a.ipynb`, 'same container, new path');
+    assert.equal(back.headers['set-cookie'], undefined);
+
+    const stranger = await http(`${node.proxy.url}/spawn/`);
+    assert.notEqual(stranger.headers.location, first.headers.location, 'no cookie: a container of their own');
+
+    await waitForWarm(node, 'default', 2);
+    const forged = await http(`${node.proxy.url}/spawn/`, { headers: { Cookie: 'nbpool_visitor=AAAAAAAAAAAAAAAAAAAAAAAA' } });
+    assert.notEqual(forged.headers.location, '/user/AAAAAAAAAAAAAAAAAAAAAAAA/tree', 'an unknown id claims a fresh container');
+    assert.match(String(forged.headers['set-cookie']), /^nbpool_visitor=/);
+
+    const id = /^nbpool_visitor=(\w+)/.exec(pair)![1]!;
+    const removed = await http(`${node.orch.adminUrl}/api/pools/default/empty`, { method: 'POST' });
+    assert.equal(removed.status, 200, removed.body);
+    await waitFor(async () => !(await node.proxy.routes.getRoutes())[`/user/${id}`], { timeoutMs: 30_000, what: 'the emptied pool' });
+    const after = await http(`${node.proxy.url}/spawn/`, { headers: { Cookie: pair } });
+    assert.notEqual(after.status, 302, 'the pool is empty and draining: no way back into the removed container');
+    assert.doesNotMatch(String(after.headers.location), new RegExp(id), 'a removed container is not handed back');
+  } finally {
+    await node.stop();
   }
 });

@@ -108,9 +108,11 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     res.end();
   }
 
-  /** Forwards to the chosen node; a node that fails or is full is skipped for the next choice. */
+  /** Forwards (query and body kept) to the chosen node; a node that fails or is full is skipped for the next choice. */
   async function spawn(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req, SPAWN_BODY_LIMIT);
+    const target = pathAndQuery(req);
+    const query = target.includes('?') ? target.slice(target.indexOf('?')) : '';
     const tried = new Set<string>();
     let sawFull = false;
     // Each failure takes its node out of the running until its next poll, so this ends.
@@ -118,7 +120,7 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
       const node = registry.choose();
       if (!node || tried.has(node.record.id)) break;
       tried.add(node.record.id);
-      const outcome = await forwardSpawn(node, body, req.headers['content-type']);
+      const outcome = await forwardSpawn(node, query, body, req.headers['content-type']);
       if (outcome.kind === 'answer') {
         metrics.visitors.inc({ node: node.record.id, kind: 'spawn' });
         sendJson(res, outcome.status, outcome.body, corsHeaders);
@@ -139,10 +141,10 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
 
   type SpawnOutcome = { kind: 'answer'; status: number; body: unknown } | { kind: 'full' } | { kind: 'failed'; error: string };
 
-  async function forwardSpawn(node: NodeState, body: string, contentType: string | undefined): Promise<SpawnOutcome> {
+  async function forwardSpawn(node: NodeState, query: string, body: string, contentType: string | undefined): Promise<SpawnOutcome> {
     let response: Response;
     try {
-      response = await fetch(`${node.record.url}/api/spawn`, {
+      response = await fetch(`${node.record.url}/api/spawn${query}`, {
         method: 'POST',
         body,
         headers: { 'content-type': contentType ?? 'application/json', accept: 'application/json' },

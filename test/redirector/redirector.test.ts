@@ -220,6 +220,9 @@ describe('nodes going down and coming back', () => {
     }
     assert.ok(urls.every((u) => /^http:\/\/127\.0\.0\.1:\d+\/user\/[ab]-\d+\/$/.test(u)), urls.join());
     assert.ok(urls.some((u) => u.startsWith(a.url)) && urls.some((u) => u.startsWith(b.url)));
+    const withQuery = await fetch(`${r.url}/api/spawn?image=tiny&path=%2Ftree`, { method: 'POST' });
+    assert.equal(withQuery.status, 200);
+    assert.ok([...a.visits, ...b.visits].includes('POST /api/spawn?image=tiny&path=%2Ftree'), 'the query reaches the node');
 
     // a refuses as full (its stats still say room): every spawn lands on b, none fails.
     a.spawnStatus = 429;

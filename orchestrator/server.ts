@@ -14,6 +14,7 @@ import { BadRequest, Forbidden, HttpError, MethodNotAllowed, NotFound } from '..
 import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
+import { affinityCookie, readCookie } from '../shared/cookies.js';
 import { statusPageHtml } from '../shared/status-page.js';
 import type { RouteTableClient } from '../shared/types.js';
 import type { ContainerBackend } from './backend.js';
@@ -66,25 +67,6 @@ function redirect(res: ServerResponse, location: string, headers: Record<string,
 
 /** The cookie that brings a returning visitor back to their own container. */
 const VISITOR_COOKIE = 'nbpool_visitor';
-
-function visitorFromCookie(req: IncomingMessage): string | undefined {
-  const match = /(?:^|;\s*)nbpool_visitor=([A-Za-z0-9_-]{1,64})(?:;|$)/.exec(req.headers.cookie ?? '');
-  return match?.[1];
-}
-
-/**
- * Set-Cookie for a visitor's id. Inside a publisher's iframe the cookie is third-party, so where the
- * browser allows Secure cookies (https, or loopback) it is a partitioned `SameSite=None` cookie
- * (CHIPS: kept per embedding site, allowed where third-party cookies are blocked); elsewhere a
- * first-party `SameSite=Lax` one.
- */
-function visitorCookie(req: IncomingMessage, id: string, maxAgeSeconds: number): string {
-  const proto = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim();
-  const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
-  const secureContext = proto === 'https' || host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '[::1]';
-  const scope = secureContext ? 'SameSite=None; Secure; Partitioned' : 'SameSite=Lax';
-  return `${VISITOR_COOKIE}=${id}; Path=/; Max-Age=${Math.max(60, Math.round(maxAgeSeconds))}; HttpOnly; ${scope}`;
-}
 
 function listen(server: Server, port: number, host: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -170,11 +152,11 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
     const context: ClaimContext = { path: rest, query };
     const pool = params.get('pool') ?? undefined;
     const ticket = params.get('ticket');
-    const returning = visitorFromCookie(req);
+    const returning = readCookie(req, VISITOR_COOKIE);
     const ownUrl = returning && !ticket ? orch.returningVisitorUrl(returning, context) : undefined;
     if (ownUrl) return redirect(res, ownUrl);
     const cookieLife = config.cullMax > 0 ? config.cullMax : 86_400;
-    const claimed = (url: string) => redirect(res, url, { 'Set-Cookie': visitorCookie(req, /^\/user\/([^/?]+)/.exec(url)![1]!, cookieLife) });
+    const claimed = (url: string) => redirect(res, url, { 'Set-Cookie': affinityCookie(req, VISITOR_COOKIE, /^\/user\/([^/?]+)/.exec(url)![1]!, cookieLife) });
     try {
       if (ticket) {
         const view = orch.ticketView(ticket);

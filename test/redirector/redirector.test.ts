@@ -71,10 +71,10 @@ function waitForNodes(r: RunningRedirector, what: string, check: (nodes: NodeVie
 }
 
 /** GET with a raw request target (no client normalisation); resolves status and headers. */
-function rawGet(base: string, target: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function rawGet(base: string, target: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = request({ host: hostname, port, path: target, method }, (res) => {
+    const req = request({ host: hostname, port, path: target, method, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
@@ -140,6 +140,29 @@ describe('spreading visitors', () => {
     // 3000 : 1000 with polls resetting the accounting all along: 300 : 100, give or take a few.
     assert.equal(got.none, 0);
     assert.ok(Math.abs(got.ours! - 300) <= 12, JSON.stringify(got));
+  });
+
+  test('a returning visitor (cookie) goes back to their node while it takes visitors', async () => {
+    const a = await standIn('a', { available: 50, capacity: 100, room: 50 });
+    const b = await standIn('b', { available: 50, capacity: 100, room: 50 });
+    const r = await redirector(['--node', a.url, '--node', b.url]);
+    await waitForNodes(r, 'both up', (n) => n.every((x) => x.up));
+    const first = await rawGet(r.url, '/tree');
+    assert.equal(first.status, 302);
+    const cookie = String(first.headers['set-cookie']);
+    assert.match(cookie, /^nbpool_node=n-[0-9a-f]{8}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=None; Secure; Partitioned$/);
+    const home = String(first.headers.location).startsWith(a.url) ? a : b;
+    const pair = cookie.split(';')[0]!;
+    for (let i = 0; i < 6; i++) {
+      const again = await rawGet(r.url, `/tree?i=${i}`, 'GET', { cookie: pair });
+      assert.equal(again.headers.location, `${home.url}/tree?i=${i}`, 'the same node every time, path and query kept');
+    }
+    const id = /^nbpool_node=(.+)$/.exec(pair)![1]!;
+    assert.equal((await admin(r, 'POST', `/api/nodes/${id}/drain`)).status, 200);
+    const drained = await rawGet(r.url, '/tree', 'GET', { cookie: pair });
+    assert.ok(!String(drained.headers.location).startsWith(home.url), 'a draining node takes no one, returning or not');
+    const forged = await rawGet(r.url, '/tree', 'GET', { cookie: 'nbpool_node=n-00000000' });
+    assert.equal(forged.status, 302, 'an unknown node id is ignored');
   });
 
   test('path and query are kept exactly, odd characters included, and the node receives them', async () => {

@@ -47,7 +47,7 @@ export const orchestratorOptionSpecs = {
   claimHook: { type: 'string', help: 'shell command run in a container when it is claimed (env NBPOOL_QUERY and NBPOOL_Q_<name> from the request query)', metavar: 'CMD' },
   claimHookTimeout: { type: 'number', default: 10, min: 0.1, help: 'seconds the claim hook may run', metavar: 'SECONDS' },
   useTokens: { type: 'boolean', help: 'give each container a random secret ({token}) and append it to the redirect' },
-  ip: { type: 'string', default: '127.0.0.1', env: 'NBPOOL_ORCHESTRATOR_IP', help: 'address of the public handler (the proxy default target)', metavar: 'IP' },
+  ip: { type: 'string', default: '127.0.0.1', help: 'address of the public handler (the proxy default target)', metavar: 'IP' },
   port: { type: 'int', default: 9999, min: 0, max: 65535, check: checks.port, help: 'port of the public handler', metavar: 'PORT' },
   adminIp: { type: 'string', default: '127.0.0.1', help: 'address of the admin API', metavar: 'IP' },
   adminPort: { type: 'int', default: 10000, min: 0, max: 65535, help: 'port of the admin API (also /metrics and /api/stats/history)', metavar: 'PORT' },
@@ -175,10 +175,13 @@ export function buildOrchestratorConfig(values: OrchestratorOptions, file: Recor
 }
 
 /** Parses argv + env + config file into an OrchestratorConfig; `help` is set when --help was asked. */
-export function loadOrchestratorConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { config: OrchestratorConfig; help: boolean } {
+export function loadOrchestratorConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { help: true } | { help: false; config: OrchestratorConfig } {
   const parsed = parseConfig(orchestratorOptionSpecs, argv, env, ['pools']);
+  if (parsed.help) return { help: true };
   if (parsed.positionals.length) throw new ConfigError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
-  if (parsed.help) return { config: undefined as unknown as OrchestratorConfig, help: true };
   return { config: buildOrchestratorConfig(parsed.values, parsed.file), help: false };
 }
 

@@ -6,11 +6,12 @@ import { loadOrchestratorConfig, orchestratorHelp } from './config.js';
 import { startOrchestrator } from './server.js';
 
 export async function run(argv: string[]): Promise<void> {
-  const { config, help } = loadOrchestratorConfig(argv);
-  if (help) {
+  const loaded = loadOrchestratorConfig(argv);
+  if (loaded.help) {
     process.stdout.write(orchestratorHelp());
     return;
   }
+  const { config } = loaded;
   const log = createLogger('orchestrator', config.logLevel);
   const routes = new HttpRouteTableClient(config.configproxyEndpoint, config.configproxyAuthToken);
   const running = await startOrchestrator(config, { routes, log });

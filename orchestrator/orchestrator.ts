@@ -619,7 +619,7 @@ export class Orchestrator {
       const p = this.pending.get(waiter.id);
       this.pending.delete(waiter.id);
       if (!p) {
-        // The waiter left between the plan and now: the container goes back to the pool.
+        // Cannot happen (waiters leave the core and `pending` together); never hand it out twice.
         this.retire(container.id, 'orphan-claim');
         continue;
       }

@@ -76,7 +76,6 @@ export class RemovalQueue {
         this.pending.push({ key, attempt: attempt + 1 });
         this.pump();
       }, this.options.retryDelayMs * attempt);
-      timer.unref();
       this.timers.add(timer);
     }
   }

@@ -138,7 +138,8 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
       throw new NotFound(`nothing at ${path.slice(0, 200)}: this session is gone; reload the page to get a new one`);
     }
     const spawn = /^\/spawn(\/.*)?$/.exec(path);
-    if (!spawn) {
+    // HEAD (link checkers, prefetchers) never takes a container.
+    if (!spawn || method === 'HEAD') {
       const next = spawnPathFor(path);
       sendHtml(res, 200, loadingPage(next + (query ? `?${query}` : '')));
       return;

@@ -128,6 +128,14 @@ function replyOnSocket(socket: Duplex, code: number, message: string): void {
   (socket as Socket).destroySoon?.();
 }
 
+/** A reverse proxy opens no tunnels: answer CONNECT with 405 instead of dropping the connection. */
+function refuseConnect(server: Server): void {
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    replyOnSocket(socket, 405, 'CONNECT is not supported here');
+  });
+}
+
 /** The decoded path a request is routed by; the host is its first segment with host routing. */
 function routingPath(req: IncomingMessage, hostRouting: boolean): string {
   let url = req.url ?? '/';
@@ -283,12 +291,14 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   publicServer.keepAliveTimeout = config.keepAliveTimeout;
   publicServer.headersTimeout = Math.max(60_000, config.keepAliveTimeout + 1000);
   publicServer.on('upgrade', onUpgrade);
+  refuseConnect(publicServer);
 
   const handleApi = apiHandler(service, config.authToken, log.child({ component: 'api' }));
   const apiServer = createHttpServer((req, res) => {
     res.on('finish', () => metrics.apiRequest(res.statusCode));
     handleApi(req, res);
   });
+  refuseConnect(apiServer);
 
   const servers: Server[] = [];
   try {

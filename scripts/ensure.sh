@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs or starts what nbpool needs when it is missing, showing progress; or says in one line
 # what the user must do. Usage: scripts/ensure.sh [deps] [docker] [redis] [chromium] [bench-tools] [images] [jupyter]
+#   [compose] [node-image] [redis-image]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +53,7 @@ ensure_docker() {
 
 ensure_redis() { command -v redis-server >/dev/null || apt_install redis-server; }
 ensure_chromium() { [ -x /usr/bin/chromium ] || apt_install chromium; }
+ensure_compose() { command -v docker-compose >/dev/null || apt_install docker-compose; }
 ensure_bench_tools() {
   local missing=()
   command -v wrk >/dev/null || missing+=(wrk)
@@ -68,6 +70,9 @@ for what in "$@"; do
     bench-tools) ensure_bench_tools ;;
     images) bash test/images/build.sh tiny ;;
     jupyter) bash test/images/build.sh jupyter ;;
+    compose) ensure_compose ;;
+    node-image) bash deploy/build-node-image.sh >/dev/null ;;
+    redis-image) bash deploy/build-redis-image.sh >/dev/null ;;
     *) die "unknown item $what" ;;
   esac
 done

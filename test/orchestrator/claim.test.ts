@@ -127,6 +127,10 @@ test('GET / and unrouted paths show a loading page that continues to /spawn/<pat
     assert.match(reply.headers['content-type'] as string, /text\/html/);
     assert.ok(reply.body.includes(`url=${spawn}"`), `${path} -> ${spawn}: ${reply.body}`);
   }
+  const before = (await stats(node)).claimed;
+  const head = await http(`${node.proxy.url}/spawn/tree`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal((await stats(node)).claimed, before, 'HEAD /spawn takes no container');
   const post = await http(`${node.proxy.url}/user/gone/api/contents`, { method: 'POST', body: '{}' });
   assert.equal(post.status, 404, 'a stale API call gets a clear 404, not a page');
 });
@@ -164,5 +168,28 @@ test('claim hook runs in the claimed container before the redirect, with the req
     assert.match(Buffer.concat(chunks).toString('latin1'), /intro\.ipynb/);
   } finally {
     await hooked.stop();
+  }
+});
+
+test('containers carry resource limits, no-new-privileges, a pids limit and labels', async () => {
+  const limited = await startNode('limits', ['--pool-size', '1', '--mem-limit', '96m', '--cpu-quota', '50000', '--cpu-shares', '256', '--pids-limit', '64']);
+  try {
+    await waitForWarm(limited, 'default', 1);
+    const [info] = await docker().listContainers({ filters: { label: [`${LABELS.instance}=${limited.instance}`] } });
+    const inspect = await docker().getContainer(info!.Id).inspect();
+    assert.equal(inspect.HostConfig.Memory, 96 * 1024 ** 2);
+    assert.equal(inspect.HostConfig.CpuQuota, 50000);
+    assert.equal(inspect.HostConfig.CpuShares, 256);
+    assert.equal(inspect.HostConfig.PidsLimit, 64);
+    assert.ok(inspect.HostConfig.SecurityOpt?.includes('no-new-privileges'));
+    const labels = inspect.Config.Labels;
+    assert.equal(labels[LABELS.pool], 'default');
+    assert.match(labels[LABELS.user]!, /^[A-Za-z0-9]{24}$/);
+    assert.equal(labels[LABELS.route], `/user/${labels[LABELS.user]}`);
+    assert.ok(Number(labels[LABELS.created]) > 0);
+    const binding = inspect.NetworkSettings.Ports['8888/tcp']?.[0];
+    assert.equal(binding?.HostIp, '127.0.0.1', 'published on --container-ip only');
+  } finally {
+    await limited.stop();
   }
 });

@@ -4,7 +4,11 @@ import { before, test } from 'node:test';
 import { LABELS } from '../../orchestrator/backend.js';
 import { docker, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { waitFor } from '../helpers/net.js';
-import { http, startNode, stats, waitForWarm, type Node } from './harness.js';
+import { DockerBackend } from '../../orchestrator/docker-backend.js';
+import { startOrchestrator } from '../../orchestrator/server.js';
+import { silentLogger } from '../../shared/log.js';
+import { removeLabelled } from '../helpers/docker.js';
+import { http, startNode, startProxy, stats, testConfig, uniqueInstance, waitForWarm, type Node } from './harness.js';
 
 before(() => requireImage(TINY_IMAGE));
 
@@ -108,5 +112,38 @@ test('containers removed behind our back are replaced; claimed ones lose their r
     assert.ok(routes['/elsewhere']);
   } finally {
     await node.stop();
+  }
+});
+
+/** The engine failing mid-run cannot be caused on this shared engine, so the backend injects it. */
+class FlakyBackend extends DockerBackend {
+  broken = false;
+  override list(label: string, value: string) {
+    return this.broken ? Promise.reject(new Error('injected: engine unreachable')) : super.list(label, value);
+  }
+  override start(...args: Parameters<DockerBackend['start']>) {
+    return this.broken ? Promise.reject(new Error('injected: engine unreachable')) : super.start(...args);
+  }
+}
+
+test('engine errors during cull passes and refills never stop the orchestrator; it recovers', async () => {
+  const proxy = await startProxy();
+  const instance = uniqueInstance('flaky');
+  const backend = new FlakyBackend();
+  const orch = await startOrchestrator(testConfig(instance, ['--pool-size', '1', '--cull-period', '0.2']), { routes: proxy.routes, log: silentLogger(), backend });
+  try {
+    const warm = () => orch.orchestrator.stats().available;
+    await waitFor(() => warm() === 1 || undefined, { what: 'warm' });
+    backend.broken = true;
+    assert.equal((await http(`${orch.url}/spawn/tree`)).status, 302, 'claims need no engine call');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(orch.orchestrator.stats().pools.default!.failures >= 1, 'failed refills counted');
+    assert.equal((await http(`${orch.url}/api/stats`)).status, 200, 'still serving');
+    backend.broken = false;
+    await waitFor(() => warm() === 1 || undefined, { what: 'recovered after the backoff', timeoutMs: 20_000 });
+  } finally {
+    await orch.close();
+    await proxy.stop();
+    await removeLabelled(LABELS.instance, instance);
   }
 });

@@ -45,6 +45,16 @@ test('a new orchestrator of the same instance adopts warm and claimed containers
     // The adopted warm containers are handed out; the claimed ones never again.
     const next = await http(`${node.proxy.url}/spawn/tree`);
     assert.ok(!claims.includes(next.headers.location as string));
+    claims.push(next.headers.location as string);
+
+    // A restart with a smaller pool trims the surplus warm containers and keeps every visitor.
+    await waitForWarm(node, 'default', 2);
+    await node.restart(['--pool-size', '1']);
+    await waitFor(async () => (await engineIds(node)).length === 4 || undefined, { what: 'surplus warm container removed' });
+    const trimmed = await stats(node);
+    assert.equal(trimmed.claimed, 3);
+    assert.equal(trimmed.available, 1);
+    for (const location of claims) assert.equal((await http(`${node.proxy.url}${location}`)).status, 200, location);
   } finally {
     await node.stop();
     await other.stop();

@@ -88,25 +88,32 @@ export interface ChildProxy {
   child: ChildProcess;
   publicUrl: string;
   apiUrl: string;
+  metricsUrl: string | undefined;
   /** Sends SIGTERM and waits for exit; returns the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `nbpool proxy` as its own process (node --import tsx), ports learnt from its 'proxy listening' log line. */
+/**
+ * `nbpool proxy` as its own process (node --import tsx), ports learnt from its 'proxy listening'
+ * log line (so the log level must stay at info or lower).
+ */
 export async function startChildProxy(flags: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildProxy> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'cli/nbpool.ts', 'proxy', '--ip', '127.0.0.1', '--port', '0', '--api-ip', '127.0.0.1', '--api-port', '0', ...flags], {
     env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: TOKEN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const ready = await new Promise<{ publicUrl: string; apiUrl: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`child proxy did not start: ${output}`)), 20_000);
+  const ready = await new Promise<{ publicUrl: string; apiUrl: string; metricsUrl: string | undefined }>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`child proxy did not start: ${output}`));
+    }, 20_000);
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       for (const line of output.split('\n')) {
         if (!line.includes('proxy listening')) continue;
         clearTimeout(timer);
-        resolve(JSON.parse(line) as { publicUrl: string; apiUrl: string });
+        resolve(JSON.parse(line) as { publicUrl: string; apiUrl: string; metricsUrl: string | undefined });
       }
     });
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -128,8 +135,11 @@ export async function startChildProxy(flags: string[], env: NodeJS.ProcessEnv = 
   };
 }
 
-/** One raw HTTP/1.1 exchange over a fresh socket: whatever comes back until close or `timeoutMs`. */
-export async function rawExchange(port: number, text: string | Buffer, timeoutMs = 5000): Promise<{ response: string; closed: boolean }> {
+/**
+ * One raw HTTP/1.1 exchange over a fresh socket: whatever comes back until close or `timeoutMs`.
+ * `halfClose` ends our side after writing, as a client that gives up mid-request does.
+ */
+export async function rawExchange(port: number, text: string | Buffer, timeoutMs = 5000, halfClose = false): Promise<{ response: string; closed: boolean }> {
   const { createConnection } = await import('node:net');
   return new Promise((resolve) => {
     const socket = createConnection({ port, host: '127.0.0.1' });
@@ -146,6 +156,7 @@ export async function rawExchange(port: number, text: string | Buffer, timeoutMs
       clearTimeout(timer);
       resolve({ response, closed: true });
     });
-    socket.write(text);
+    if (halfClose) socket.end(text);
+    else socket.write(text);
   });
 }

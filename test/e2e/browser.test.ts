@@ -1,0 +1,191 @@
+// A visitor in a real browser (Debian's Chromium through playwright-core) opens a publisher's page
+// on another site; the page embeds the stable link (redirector) in an iframe. Behind the link: a
+// node (proxy + orchestrator) keeping warm containers of the REAL Jupyter Notebook 6.4 image.
+// Screenshots go to test-artifacts/.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { JUPYTER_IMAGE, removeLabelled, requireImage } from '../helpers/docker.js';
+import { freePort, waitFor } from '../helpers/net.js';
+import { startProgram, type Program } from './program.js';
+
+const artifacts = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const instance = `browser-test-${randomBytes(4).toString('hex')}`;
+const proxyToken = randomBytes(16).toString('hex');
+/** The publisher is on 127.0.0.2: another site than the node (127.0.0.1), as on the web. */
+const PUBLISHER_HOST = '127.0.0.2';
+/**
+ * Jupyter 6.4 for embedding: its `_xsrf` cookie has no SameSite attribute, so Chromium neither
+ * stores nor sends it in a cross-site iframe, and every POST (new notebook, start kernel) would get
+ * 403 "'_xsrf' argument missing". The containers are anonymous and throwaway, so the check is off.
+ * Its `Content-Security-Policy: frame-ancestors 'self'` is rewritten by the proxy (--frame-ancestors).
+ */
+const JUPYTER_COMMAND =
+  'jupyter-notebook --no-browser --allow-root --ip=0.0.0.0 --port={port} --NotebookApp.base_url={base_path} ' +
+  '--NotebookApp.token={token} --NotebookApp.disable_check_xsrf=True';
+
+const programs: Program[] = [];
+let publisher: Server | undefined;
+let browser: Browser | undefined;
+let publisherUrl = '';
+let failed = false;
+
+function e2eTest(name: string, body: () => Promise<void>, options: { todo?: string } = {}): void {
+  test(name, { timeout: 90_000, ...options }, async () => {
+    try {
+      await body();
+    } catch (err) {
+      if (!options.todo) failed = true;
+      await screenshotAll(name).catch(() => undefined);
+      throw err;
+    }
+  });
+}
+
+/** What every open page showed when a test failed, for the CI artifacts. */
+async function screenshotAll(testName: string): Promise<void> {
+  const slug = testName.replace(/[^a-z0-9]+/gi, '-').slice(0, 40);
+  const pages = browser?.contexts().flatMap((c) => c.pages()) ?? [];
+  await Promise.all(pages.map((p, i) => p.screenshot({ path: `${artifacts}browser-failed-${slug}-${i}.png` })));
+}
+
+before(async () => {
+  await requireImage(JUPYTER_IMAGE);
+  mkdirSync(artifacts, { recursive: true });
+  const [proxyPort, apiPort, orchestratorPort, adminPort, redirectorPort, redirectorAdminPort] = await Promise.all(
+    Array.from({ length: 6 }, () => freePort()),
+  );
+
+  const link = `http://127.0.0.1:${redirectorPort}/`;
+  publisher = createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><html><head><title>A publisher's page</title></head><body>
+<h1>Try it live</h1><p>Below: your own notebook server, one click away.</p>
+<iframe id="notebook" src="${link}" width="1200" height="700"></iframe></body></html>`);
+  });
+  await new Promise<void>((resolve) => publisher!.listen(0, PUBLISHER_HOST, resolve));
+  const { port: publisherPort } = publisher.address() as { port: number };
+  publisherUrl = `http://${PUBLISHER_HOST}:${publisherPort}`;
+
+  const env = { CONFIGPROXY_AUTH_TOKEN: proxyToken, ADMIN_AUTH_TOKEN: randomBytes(16).toString('hex'), NBPOOL_LOG_LEVEL: 'warn' };
+  programs.push(
+    startProgram([
+      'proxy', '--ip', '127.0.0.1', '--port', String(proxyPort), '--api-ip', '127.0.0.1', '--api-port', String(apiPort),
+      '--default-target', `http://127.0.0.1:${orchestratorPort}`, '--frame-ancestors', publisherUrl,
+    ], env),
+    startProgram([
+      'orchestrator', '--ip', '127.0.0.1', '--port', String(orchestratorPort), '--admin-port', String(adminPort),
+      '--configproxy-endpoint', `http://127.0.0.1:${apiPort}`, '--image', JUPYTER_IMAGE, '--command', JUPYTER_COMMAND,
+      '--pool-size', '3', '--instance', instance,
+    ], env),
+    startProgram([
+      'redirector', '--ip', '127.0.0.1', '--port', String(redirectorPort), '--admin-ip', '127.0.0.1',
+      '--admin-port', String(redirectorAdminPort), '--node', `http://127.0.0.1:${proxyPort}`, '--stats-period', '0.5',
+      '--state-store', 'memory:', '--frame-ancestors', publisherUrl,
+    ], env),
+  );
+
+  // Two warm Jupyter containers (one per visitor below), then the link pointing at the node.
+  await waitFor(async () => {
+    const res = await fetch(`http://127.0.0.1:${proxyPort}/api/stats`);
+    const stats = res.ok ? ((await res.json()) as { available?: number }) : undefined;
+    return (stats?.available ?? 0) >= 2 || undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250, what: 'two warm Jupyter containers behind the proxy' });
+  await waitFor(async () => {
+    const res = await fetch(link, { redirect: 'manual' });
+    return (res.status === 302 && res.headers.get('location')?.startsWith(`http://127.0.0.1:${proxyPort}/`)) || undefined;
+  }, { timeoutMs: 15_000, intervalMs: 200, what: 'the redirector sending visitors to the node' });
+
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}, { timeout: 120_000 });
+
+after(async () => {
+  await browser?.close();
+  publisher?.close();
+  await Promise.all(programs.map((p) => p.stop()));
+  if (failed || process.env.NBPOOL_TEST_LOGS) for (const p of programs) process.stderr.write(p.output().slice(-8000) + '\n');
+  await removeLabelled('nbpool.instance', instance);
+}, { timeout: 60_000 });
+
+/** The iframe once it shows a Jupyter tree: the frame and the visitor's /user/<id> path. */
+async function notebookFrame(page: Page): Promise<{ frame: Frame; userPath: string }> {
+  const frame = await waitFor(() => page.frames().find((f) => /\/user\/[^/]+\/tree/.test(f.url())), {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    what: 'the iframe to land on a Jupyter tree',
+  });
+  await frame.locator('#notebook_list').waitFor({ timeout: 30_000 });
+  const userPath = new URL(frame.url()).pathname.match(/^\/user\/[^/]+/)![0];
+  return { frame, userPath };
+}
+
+e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a second visitor gets another container', async () => {
+  const first = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await first.newPage();
+  await page.goto(publisherUrl);
+  const { frame, userPath } = await notebookFrame(page);
+  assert.match(userPath, /^\/user\/[A-Za-z0-9_-]{21,}$/);
+  assert.notEqual(new URL(frame.url()).hostname, new URL(page.url()).hostname, 'embedded from another site');
+  await page.screenshot({ path: `${artifacts}browser-1-tree-in-iframe.png` });
+
+  // New -> Python 3: Jupyter creates Untitled.ipynb and opens it in a new tab, as for any visitor.
+  await frame.locator('#new-buttons').click();
+  const opened = first.waitForEvent('page', { timeout: 20_000 });
+  await frame.locator('#kernel-python3 a').click();
+  const notebook = await opened;
+  await waitFor(() => /\/notebooks\/Untitled[^/]*\.ipynb/.test(notebook.url()) || undefined, {
+    timeoutMs: 20_000,
+    what: 'the new notebook to open',
+  });
+  assert.ok(notebook.url().includes(`${userPath}/notebooks/`), `the notebook is in the visitor's container: ${notebook.url()}`);
+  await notebook.locator('#notebook_panel .CodeMirror').first().waitFor({ timeout: 20_000 });
+  await notebook.locator('#kernel_indicator_icon.kernel_idle_icon').waitFor({ timeout: 30_000 });
+  await notebook.locator('#notebook_panel .CodeMirror').first().click();
+  await notebook.keyboard.type('print(6*7)');
+  await notebook.keyboard.press('Shift+Enter');
+  const output = notebook.locator('.output_area .output_text pre').first();
+  await output.waitFor({ timeout: 30_000 });
+  assert.equal((await output.innerText()).trim(), '42', 'the kernel answered over its WebSocket through the proxy');
+  await notebook.screenshot({ path: `${artifacts}browser-2-notebook-42.png` });
+
+  // Reloading inside the iframe (Jupyter's own pages, or the visitor's reload of the frame) stays.
+  await frame.goto(frame.url());
+  const again = await notebookFrame(page);
+  assert.equal(again.userPath, userPath, 'same container after reloading the frame');
+  await again.frame.locator('#notebook_list').getByText('Untitled.ipynb').first().waitFor({ timeout: 10_000 });
+
+  // Another visitor (another browser context: no shared state) gets a container of their own.
+  const second = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  const other = await second.newPage();
+  await other.goto(publisherUrl);
+  const otherFrame = await notebookFrame(other);
+  assert.notEqual(otherFrame.userPath, userPath, 'a second visitor gets a different container');
+  assert.equal(await otherFrame.frame.locator('#notebook_list').getByText('Untitled.ipynb').count(), 0, "and does not see the first visitor's notebook");
+  await other.screenshot({ path: `${artifacts}browser-3-second-visitor.png` });
+  await first.close();
+  await second.close();
+});
+
+// Chromium requests an iframe's `src` again when the page around it is reloaded, so keeping the
+// visitor needs the link to recognise them: only a Partitioned cookie (CHIPS) survives in a
+// cross-site iframe. Reported as TODO until the node or the redirector sets one.
+e2eTest("reloading the publisher's page keeps the visitor's container", async () => {
+  const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  try {
+    const page = await context.newPage();
+    await page.goto(publisherUrl);
+    const { userPath } = await notebookFrame(page);
+    await page.reload();
+    const reloaded = await notebookFrame(page);
+    assert.equal(reloaded.userPath, userPath, 'same container after reloading the page');
+  } finally {
+    await context.close();
+  }
+}, { todo: 'needs visitor affinity (a Partitioned cookie) at the stable link / node' });

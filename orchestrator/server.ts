@@ -59,9 +59,31 @@ function sendHtml(res: ServerResponse, status: number, html: string, headers: Re
   res.end(html);
 }
 
-function redirect(res: ServerResponse, location: string): void {
-  res.writeHead(302, { Location: location, 'Cache-Control': 'no-store', 'Content-Length': 0 });
+function redirect(res: ServerResponse, location: string, headers: Record<string, string> = {}): void {
+  res.writeHead(302, { ...headers, Location: location, 'Cache-Control': 'no-store', 'Content-Length': 0 });
   res.end();
+}
+
+/** The cookie that brings a returning visitor back to their own container. */
+const VISITOR_COOKIE = 'nbpool_visitor';
+
+function visitorFromCookie(req: IncomingMessage): string | undefined {
+  const match = /(?:^|;\s*)nbpool_visitor=([A-Za-z0-9_-]{1,64})(?:;|$)/.exec(req.headers.cookie ?? '');
+  return match?.[1];
+}
+
+/**
+ * Set-Cookie for a visitor's id. Inside a publisher's iframe the cookie is third-party, so where the
+ * browser allows Secure cookies (https, or loopback) it is a partitioned `SameSite=None` cookie
+ * (CHIPS: kept per embedding site, allowed where third-party cookies are blocked); elsewhere a
+ * first-party `SameSite=Lax` one.
+ */
+function visitorCookie(req: IncomingMessage, id: string, maxAgeSeconds: number): string {
+  const proto = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim();
+  const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
+  const secureContext = proto === 'https' || host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '[::1]';
+  const scope = secureContext ? 'SameSite=None; Secure; Partitioned' : 'SameSite=Lax';
+  return `${VISITOR_COOKIE}=${id}; Path=/; Max-Age=${Math.max(60, Math.round(maxAgeSeconds))}; HttpOnly; ${scope}`;
 }
 
 function listen(server: Server, port: number, host: string): Promise<string> {
@@ -148,15 +170,20 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
     const context: ClaimContext = { path: rest, query };
     const pool = params.get('pool') ?? undefined;
     const ticket = params.get('ticket');
+    const returning = visitorFromCookie(req);
+    const ownUrl = returning && !ticket ? orch.returningVisitorUrl(returning, context) : undefined;
+    if (ownUrl) return redirect(res, ownUrl);
+    const cookieLife = config.cullMax > 0 ? config.cullMax : 86_400;
+    const claimed = (url: string) => redirect(res, url, { 'Set-Cookie': visitorCookie(req, /^\/user\/([^/?]+)/.exec(url)![1]!, cookieLife) });
     try {
       if (ticket) {
         const view = orch.ticketView(ticket);
-        if (view.state === 'ready') return redirect(res, view.url);
+        if (view.state === 'ready') return claimed(view.url);
         if (view.state === 'waiting') return sendHtml(res, 200, waitingPage(ticket, req.url ?? '/', view.position));
         // Gone (expired or unknown): start over as a new visitor.
       }
       const claim = await orch.claimNow(pool, context);
-      if (claim) return redirect(res, claim.url);
+      if (claim) return claimed(claim.url);
       const id = orch.enqueueTicket(pool, context);
       const retry = new URLSearchParams(query);
       retry.set('ticket', id);

@@ -6,11 +6,11 @@
  * Flags are the orchestrator's, with --ip/--port naming the public (proxy) address, plus the proxy
  * options an operator of one host needs. The orchestrator's own handler listens on loopback.
  */
-import { createServer } from 'node:net';
 import { parseConfig, renderHelp, type OptionSpecs } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { onShutdown } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
+import { freeLoopbackPort } from '../shared/net.js';
 import type { NodeStats } from '../shared/types.js';
 import { buildOrchestratorConfig, orchestratorOptionSpecs } from '../orchestrator/config.js';
 import { startOrchestrator } from '../orchestrator/server.js';
@@ -41,18 +41,6 @@ const HELP_SUMMARY =
   'Runs a proxy and an orchestrator for one Docker host in one process: visitors open\n' +
   'http://IP:PORT/ and each gets their own warm container. Pool flags are the orchestrator\'s\n' +
   '(see nbpool orchestrator --help); --ip/--port name the public address.';
-
-/** A free loopback port for the orchestrator, so the proxy can know its default target first. */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function progressLine(stats: NodeStats, url: string): string {
   const pools = Object.entries(stats.pools)
@@ -100,6 +88,7 @@ export async function run(argv: string[]): Promise<void> {
   if (parsed.positionals.length) throw new ConfigError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
   const { ip, port, orchestratorPort, apiIp, apiPort, authToken, storageBackend, redisUrl, frameAncestors, sslKey, sslCert, metricsIp, metricsPort, ...pool } =
     parsed.values;
+  // Known before the proxy starts, so the proxy can name the orchestrator as its default target.
   const handlerPort = orchestratorPort || (await freeLoopbackPort());
   const orchestratorConfig = buildOrchestratorConfig(
     { ...pool, ip: '127.0.0.1', port: handlerPort, configproxyEndpoint: 'http://in-process', configproxyAuthToken: undefined },

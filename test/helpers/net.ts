@@ -1,16 +1,6 @@
 /** Network helpers for tests: free ports and polling until a condition holds. */
-import { createServer } from 'node:net';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freeLoopbackPort as freePort } from '../../shared/net.js';
 
 export async function waitFor<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,

@@ -57,7 +57,7 @@ function showProgress(stats: () => NodeStats, url: string): () => void {
   const tty = process.stderr.isTTY;
   let last = '';
   let filled = false;
-  const timer = setInterval(() => {
+  const tick = () => {
     const now = stats();
     const line = progressLine(now, url);
     const full = Object.values(now.pools).every((p) => p.warm >= p.size);
@@ -71,7 +71,9 @@ function showProgress(stats: () => NodeStats, url: string): () => void {
       if (!tty) process.stderr.write(`nbpool up: pools are full; point a browser at ${url}\n`);
     }
     last = line;
-  }, 500);
+  };
+  tick();
+  const timer = setInterval(tick, 500);
   timer.unref();
   return () => {
     clearInterval(timer);

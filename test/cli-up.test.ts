@@ -43,7 +43,7 @@ test('nbpool up: a visitor claims a warm container through the proxy; a restart 
     timeoutMs: 60_000,
     what: 'a warm container',
   });
-  assert.match(first.stderr(), /nbpool up: .* default \d\/2 warm/, 'progress is shown');
+  await waitFor(() => /nbpool up: .* default \d\/2 warm/.test(first.stderr()), { what: 'pool filling progress on the terminal' });
 
   const spawned = await fetch(`${first.url}/spawn/`, { redirect: 'manual' });
   assert.equal(spawned.status, 302);

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
 import { JUPYTER_IMAGE, removeLabelled, requireImage } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { startProgram, type Program } from './program.js';
@@ -33,9 +33,26 @@ let publisher: Server | undefined;
 let browser: Browser | undefined;
 let publisherUrl = '';
 let failed = false;
+/** Failed and slow browser requests, printed when a test fails. */
+const browserLog: string[] = [];
+
+async function newVisitor(): Promise<BrowserContext> {
+  const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  const started = new Map<unknown, number>();
+  context.on('request', (r) => started.set(r, Date.now()));
+  context.on('requestfailed', (r) => browserLog.push(`failed ${r.url()}: ${r.failure()?.errorText}`));
+  context.on('requestfinished', (r) => {
+    const ms = Date.now() - (started.get(r) ?? Date.now());
+    if (ms > 3000) browserLog.push(`slow ${ms} ms ${r.url()}`);
+  });
+  context.on('response', (r) => {
+    if (r.status() >= 400) browserLog.push(`${r.status()} ${r.url()}`);
+  });
+  return context;
+}
 
 function e2eTest(name: string, body: () => Promise<void>, options: { todo?: string } = {}): void {
-  test(name, { timeout: 90_000, ...options }, async () => {
+  test(name, { timeout: 110_000, ...options }, async () => {
     try {
       await body();
     } catch (err) {
@@ -72,11 +89,17 @@ before(async () => {
   publisherUrl = `http://${PUBLISHER_HOST}:${publisherPort}`;
 
   const env = { CONFIGPROXY_AUTH_TOKEN: proxyToken, ADMIN_AUTH_TOKEN: randomBytes(16).toString('hex'), NBPOOL_LOG_LEVEL: 'warn' };
+  programs.push(startProgram([
+    'proxy', '--ip', '127.0.0.1', '--port', String(proxyPort), '--api-ip', '127.0.0.1', '--api-port', String(apiPort),
+    '--default-target', `http://127.0.0.1:${orchestratorPort}`, '--frame-ancestors', publisherUrl,
+  ], env));
+  // The orchestrator registers its routes at start, so the proxy answers first.
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${proxyPort}/_chp_healthz`)).ok || undefined, {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    what: 'the proxy',
+  });
   programs.push(
-    startProgram([
-      'proxy', '--ip', '127.0.0.1', '--port', String(proxyPort), '--api-ip', '127.0.0.1', '--api-port', String(apiPort),
-      '--default-target', `http://127.0.0.1:${orchestratorPort}`, '--frame-ancestors', publisherUrl,
-    ], env),
     startProgram([
       'orchestrator', '--ip', '127.0.0.1', '--port', String(orchestratorPort), '--admin-port', String(adminPort),
       '--configproxy-endpoint', `http://127.0.0.1:${apiPort}`, '--image', JUPYTER_IMAGE, '--command', JUPYTER_COMMAND,
@@ -110,24 +133,69 @@ after(async () => {
   await browser?.close();
   publisher?.close();
   await Promise.all(programs.map((p) => p.stop()));
-  if (failed || process.env.NBPOOL_TEST_LOGS) for (const p of programs) process.stderr.write(p.output().slice(-8000) + '\n');
+  if (failed || process.env.NBPOOL_TEST_LOGS) {
+    for (const p of programs) process.stderr.write(p.output().slice(-8000) + '\n');
+    process.stderr.write(`browser:\n${browserLog.slice(-60).join('\n')}\n`);
+  }
   await removeLabelled('nbpool.instance', instance);
 }, { timeout: 60_000 });
 
+/**
+ * Chromium aborts requests in flight with ERR_NETWORK_CHANGED whenever an interface gains or loses
+ * an address, which Docker does with every container it starts or removes (the host side of the
+ * veth gets an IPv6 link-local address): a pool refill while the page loads is enough. A visitor
+ * would reload; so does the test, a bounded number of times, and it logs each retry.
+ */
+async function retrying<T>(what: string, attempt: () => Promise<T>, recover: () => Promise<unknown>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (i >= attempts) throw err;
+      browserLog.push(`retry ${i} of ${what}: ${(err as Error).message.split('\n')[0]}`);
+      await recover().catch(() => undefined);
+    }
+  }
+}
+
+const TREE = /\/user\/[^/]+\/tree/;
+
 /** The iframe once it shows a Jupyter tree: the frame and the visitor's /user/<id> path. */
 async function notebookFrame(page: Page): Promise<{ frame: Frame; userPath: string }> {
-  const frame = await waitFor(() => page.frames().find((f) => /\/user\/[^/]+\/tree/.test(f.url())), {
-    timeoutMs: 30_000,
-    intervalMs: 100,
-    what: 'the iframe to land on a Jupyter tree',
+  return retrying('the Jupyter tree in the iframe', async () => {
+    const frame = await waitFor(() => page.frames().find((f) => TREE.test(f.url())), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      what: 'the iframe to land on a Jupyter tree',
+    });
+    await frame.locator('#notebook_list').waitFor({ timeout: 20_000 });
+    const userPath = new URL(frame.url()).pathname.match(/^\/user\/[^/]+/)![0];
+    return { frame, userPath };
+  }, async () => {
+    // Landed but not drawn: reload the frame (same container). Not landed: reload the page.
+    const frame = page.frames().find((f) => TREE.test(f.url()));
+    await (frame ? frame.goto(frame.url()) : page.reload());
   });
-  await frame.locator('#notebook_list').waitFor({ timeout: 30_000 });
-  const userPath = new URL(frame.url()).pathname.match(/^\/user\/[^/]+/)![0];
-  return { frame, userPath };
+}
+
+/** Types `code` into the notebook's first cell, runs it and returns what it printed. */
+async function runCell(notebook: Page, code: string): Promise<string> {
+  return retrying('running a cell', async () => {
+    const cell = notebook.locator('#notebook_panel .CodeMirror').first();
+    await cell.waitFor({ timeout: 20_000 });
+    await notebook.locator('#kernel_indicator_icon.kernel_idle_icon').waitFor({ timeout: 30_000 });
+    await cell.click();
+    await notebook.keyboard.press('Control+A');
+    await notebook.keyboard.type(code);
+    await notebook.keyboard.press('Shift+Enter');
+    const output = notebook.locator('.output_area .output_text pre').first();
+    await output.waitFor({ timeout: 20_000 });
+    return (await output.innerText()).trim();
+  }, () => notebook.reload());
 }
 
 e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a second visitor gets another container', async () => {
-  const first = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  const first = await newVisitor();
   const page = await first.newPage();
   await page.goto(publisherUrl);
   const { frame, userPath } = await notebookFrame(page);
@@ -145,14 +213,8 @@ e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a 
     what: 'the new notebook to open',
   });
   assert.ok(notebook.url().includes(`${userPath}/notebooks/`), `the notebook is in the visitor's container: ${notebook.url()}`);
-  await notebook.locator('#notebook_panel .CodeMirror').first().waitFor({ timeout: 20_000 });
-  await notebook.locator('#kernel_indicator_icon.kernel_idle_icon').waitFor({ timeout: 30_000 });
-  await notebook.locator('#notebook_panel .CodeMirror').first().click();
-  await notebook.keyboard.type('print(6*7)');
-  await notebook.keyboard.press('Shift+Enter');
-  const output = notebook.locator('.output_area .output_text pre').first();
-  await output.waitFor({ timeout: 30_000 });
-  assert.equal((await output.innerText()).trim(), '42', 'the kernel answered over its WebSocket through the proxy');
+  const printed = await runCell(notebook, 'print(6*7)');
+  assert.equal(printed, '42', 'the kernel answered over its WebSocket through the proxy');
   await notebook.screenshot({ path: `${artifacts}browser-2-notebook-42.png` });
 
   // Reloading inside the iframe (Jupyter's own pages, or the visitor's reload of the frame) stays.
@@ -162,7 +224,7 @@ e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a 
   await again.frame.locator('#notebook_list').getByText('Untitled.ipynb').first().waitFor({ timeout: 10_000 });
 
   // Another visitor (another browser context: no shared state) gets a container of their own.
-  const second = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  const second = await newVisitor();
   const other = await second.newPage();
   await other.goto(publisherUrl);
   const otherFrame = await notebookFrame(other);
@@ -177,7 +239,7 @@ e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a 
 // visitor needs the link to recognise them: only a Partitioned cookie (CHIPS) survives in a
 // cross-site iframe. Reported as TODO until the node or the redirector sets one.
 e2eTest("reloading the publisher's page keeps the visitor's container", async () => {
-  const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await newVisitor();
   try {
     const page = await context.newPage();
     await page.goto(publisherUrl);

@@ -1,9 +1,19 @@
-/** `nbpool orchestrator`: placeholder until its issue lands. */
+/** `nbpool orchestrator`: warm container pools on Docker, driving a proxy over its REST API. */
+import { createLogger } from '../shared/log.js';
+import { onShutdown } from '../shared/lifecycle.js';
+import { HttpRouteTableClient } from '../shared/route-client.js';
+import { loadOrchestratorConfig, orchestratorHelp } from './config.js';
+import { startOrchestrator } from './server.js';
+
 export async function run(argv: string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write('Usage: nbpool orchestrator [options]\n\nnot yet implemented\n');
+  const loaded = loadOrchestratorConfig(argv);
+  if (loaded.help) {
+    process.stdout.write(orchestratorHelp());
     return;
   }
-  process.stderr.write('nbpool orchestrator: not yet implemented\n');
-  process.exitCode = 1;
+  const { config } = loaded;
+  const log = createLogger('orchestrator', config.logLevel);
+  const routes = new HttpRouteTableClient(config.configproxyEndpoint, config.configproxyAuthToken);
+  const running = await startOrchestrator(config, { routes, log });
+  onShutdown(log, () => running.close(), config.cleanupOnExit ? 130_000 : 15_000);
 }

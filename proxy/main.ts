@@ -1,9 +1,28 @@
-/** `nbpool proxy`: placeholder until its issue lands. */
+/** `nbpool proxy`: the configurable-http-proxy compatible front door, as its own process. */
+import { rmSync, writeFileSync } from 'node:fs';
+import { renderHelp } from '../shared/config.js';
+import { onShutdown } from '../shared/lifecycle.js';
+import { createLogger } from '../shared/log.js';
+import { parseProxyArgs, proxyOptionSpecs } from './config.js';
+import { startProxy } from './server.js';
+
 export async function run(argv: string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write('Usage: nbpool proxy [options]\n\nnot yet implemented\n');
+  const { help, config } = parseProxyArgs(argv);
+  if (help) {
+    process.stdout.write(
+      renderHelp(
+        'Usage: nbpool proxy [options]',
+        'HTTP/WebSocket reverse proxy with configurable-http-proxy\'s flags and REST API (/api/routes).',
+        proxyOptionSpecs,
+      ),
+    );
     return;
   }
-  process.stderr.write('nbpool proxy: not yet implemented\n');
-  process.exitCode = 1;
+  const log = createLogger('proxy', config.logLevel);
+  const proxy = await startProxy(config, log);
+  if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
+  onShutdown(log, async () => {
+    await proxy.close();
+    if (config.pidFile) rmSync(config.pidFile, { force: true });
+  });
 }

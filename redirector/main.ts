@@ -1,9 +1,25 @@
-/** `nbpool redirector`: placeholder until its issue lands. */
+/** `nbpool redirector`: one stable link in front of many nodes (proxy + orchestrator per Docker host). */
+import { renderHelp } from '../shared/config.js';
+import { onShutdown } from '../shared/lifecycle.js';
+import { createLogger } from '../shared/log.js';
+import { parseRedirectorConfig, redirectorOptionSpecs } from './config.js';
+import { startRedirector } from './server.js';
+
+const SUMMARY = `Sends each visitor of one stable link to the node with most free room, weighted by each node's
+room (or tmpnb's "available"), never to a node that is down or draining. Nodes come from --node,
+the config file's "nodes" list ([URL or {"url", "id"}]) and the admin API (ADMIN_AUTH_TOKEN):
+GET|POST /api/nodes, DELETE /api/nodes/ID, POST /api/nodes/ID/drain|undrain, and
+tmpnb-redirector's POST|DELETE /hosts {"host": URL}. The node list persists in --state-store;
+nodes given by flags or the config file are added at every start if missing.`;
+
 export async function run(argv: string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write('Usage: nbpool redirector [options]\n\nnot yet implemented\n');
+  const { config, help } = parseRedirectorConfig(argv);
+  if (help) {
+    process.stdout.write(renderHelp('Usage: nbpool redirector [options]', SUMMARY, redirectorOptionSpecs));
     return;
   }
-  process.stderr.write('nbpool redirector: not yet implemented\n');
-  process.exitCode = 1;
+  const log = createLogger('redirector', config.logLevel);
+  if (!config.adminToken) log.warn({ adminIp: config.adminIp }, 'ADMIN_AUTH_TOKEN is not set: the admin API is open to anyone who reaches it');
+  const redirector = await startRedirector(config, log);
+  onShutdown(log, () => redirector.close());
 }

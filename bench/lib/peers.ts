@@ -1,0 +1,74 @@
+/** The programs benchmarks compare: ours (built), configurable-http-proxy, and the tiny echo server. */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, startProc, waitListening, type Proc } from './procs.js';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** BENCH_NBPOOL_ROOT measures another checkout's build (e.g. a branch not merged yet). */
+const nbpoolRoot = process.env.BENCH_NBPOOL_ROOT ?? repoRoot;
+export const nbpoolBin = join(nbpoolRoot, 'bin', 'nbpool.js');
+/** BENCH_NODE_ARGS: node flags for our programs only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+export const ourNodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+export const chpBin = join(repoRoot, 'node_modules', 'configurable-http-proxy', 'bin', 'configurable-http-proxy');
+
+/** True when `nbpool <program>` is built and no longer the placeholder. */
+export function ourProgramExists(program: string): boolean {
+  if (!existsSync(join(nbpoolRoot, 'dist', 'cli', 'nbpool.js'))) return false;
+  try {
+    const help = execFileSync(process.execPath, [nbpoolBin, program, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    return !help.includes('not yet implemented');
+  } catch {
+    return false;
+  }
+}
+
+export interface RunningProxy extends Proc {
+  port: number;
+  apiPort: number;
+  apiUrl: string;
+  url: string;
+}
+
+export const proxyToken = 'bench-token-' + process.pid;
+
+/** Starts a CHP-compatible proxy (`kind`: ours or CHP) on loopback with the given default target. */
+export async function startChpLike(kind: 'ours' | 'chp', name: string, defaultTarget: string, extraArgs: string[] = []): Promise<RunningProxy> {
+  const port = await freePort();
+  const apiPort = await freePort();
+  const flags = ['--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort), '--default-target', defaultTarget, '--log-level', 'warn', ...extraArgs];
+  const args = kind === 'ours' ? [...ourNodeArgs, nbpoolBin, 'proxy', ...flags] : [chpBin, ...flags];
+  const proc = startProc(name, process.execPath, args, { CONFIGPROXY_AUTH_TOKEN: proxyToken });
+  await waitListening(proc, port);
+  await waitListening(proc, apiPort);
+  return { ...proc, port, apiPort, apiUrl: `http://127.0.0.1:${apiPort}`, url: `http://127.0.0.1:${port}` };
+}
+
+/** Compiles test/images/tiny/server.c for this host once (cached in the temp dir by source hash). */
+export function tinyServerBinary(): string {
+  const src = join(repoRoot, 'test', 'images', 'tiny', 'server.c');
+  const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 16);
+  const dir = join(tmpdir(), `nbpool-bench-tiny-${hash}`);
+  const bin = join(dir, 'tiny-notebook');
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    execFileSync('gcc', ['-O2', '-pthread', '-o', bin + '.tmp', src]);
+    execFileSync('mv', [bin + '.tmp', bin]);
+  }
+  return bin;
+}
+
+export interface TinyServer extends Proc {
+  port: number;
+}
+
+/** The tiny notebook stand-in run directly on the host: HTTP and WebSocket echo under base URL `/`. */
+export async function startTinyServer(): Promise<TinyServer> {
+  const port = await freePort();
+  const proc = startProc('tiny-echo', tinyServerBinary(), ['--ip', '127.0.0.1', '--port', String(port), '--base-url', '/']);
+  await waitListening(proc, port);
+  return { ...proc, port };
+}

@@ -1,0 +1,71 @@
+/** What the orchestrator needs from a container engine; docker-backend.ts implements it with dockerode. */
+
+/** Labels every container carries; Docker labels are the truth on restart. */
+export const LABELS = {
+  instance: 'nbpool.instance',
+  pool: 'nbpool.pool',
+  user: 'nbpool.user',
+  route: 'nbpool.route',
+  created: 'nbpool.created',
+  token: 'nbpool.token',
+  generation: 'nbpool.generation',
+} as const;
+
+export interface ContainerSpec {
+  /** Container name on the engine (unique). */
+  name: string;
+  image: string;
+  /** Command as an argument vector, placeholders already filled in. */
+  cmd: string[];
+  env: string[];
+  labels: Record<string, string>;
+  /** Port the program listens on inside the container. */
+  port: number;
+  /** Host address to publish the port on (ephemeral host port) when no network is given. */
+  publishIp: string;
+  /** Docker network to attach to; the target is then the container's address on it. */
+  network?: string;
+  user?: string;
+  memoryBytes?: number;
+  cpuQuota?: number;
+  cpuShares?: number;
+  pidsLimit?: number;
+  /** host:container[:ro] bind mounts. */
+  binds: string[];
+}
+
+export interface StartedContainer {
+  /** Engine id. */
+  containerId: string;
+  /** http://host:port the proxy routes to. */
+  target: string;
+}
+
+export interface FoundContainer {
+  containerId: string;
+  name: string;
+  labels: Record<string, string>;
+  running: boolean;
+  /** http://host:port, when running and reachable. */
+  target?: string;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  output: string;
+}
+
+export interface ContainerBackend {
+  /** Creates and starts a container; throws when the engine refuses (bad image, bad command...). */
+  start(spec: ContainerSpec, signal?: AbortSignal): Promise<StartedContainer>;
+  /** All containers (running or not) carrying label `key=value`. */
+  list(label: string, value: string): Promise<FoundContainer[]>;
+  /** Whether the container still runs (false when it exited or is gone). */
+  isRunning(containerId: string): Promise<boolean>;
+  /** Removes it by force; removing a gone container is not an error. */
+  remove(containerId: string, signal?: AbortSignal): Promise<void>;
+  /** Renames it (used to mark a claim durably: labels cannot change after creation). */
+  rename(containerId: string, name: string): Promise<void>;
+  /** Runs a command inside it and waits for it, up to `timeoutMs`. */
+  exec(containerId: string, cmd: string[], env: string[], timeoutMs: number): Promise<ExecResult>;
+}

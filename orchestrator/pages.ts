@@ -1,0 +1,63 @@
+/** The visitor-facing HTML: loading page, waiting page, full page. Small, no external assets. */
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+function page(title: string, body: string, head = ''): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>${head}
+<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#222}
+.spin{display:inline-block;width:1em;height:1em;border:.15em solid #ccc;border-top-color:#555;border-radius:50%;animation:s 1s linear infinite;vertical-align:middle}
+@keyframes s{to{transform:rotate(1turn)}}</style></head>
+<body>${body}</body></html>
+`;
+}
+
+/** Shown for `/` and unrouted paths: continues at once to `spawnUrl` (a same-site path). */
+export function loadingPage(spawnUrl: string): string {
+  const url = escapeHtml(spawnUrl);
+  return page(
+    'Starting your notebook',
+    `<h1><span class="spin"></span> Starting your notebook&hellip;</h1><p>If nothing happens, <a href="${url}">continue</a>.</p>
+<script>location.replace(${JSON.stringify(spawnUrl).replace(/</g, '\\u003c')});</script>`,
+    `<meta http-equiv="refresh" content="0;url=${url}">`,
+  );
+}
+
+/**
+ * Shown while the visitor waits in line: polls `/api/wait/<ticket>` (long poll) and moves on the
+ * moment a container is theirs; without JavaScript it reloads `retryUrl` every few seconds.
+ */
+export function waitingPage(ticket: string, retryUrl: string, position: number): string {
+  const script = `
+const status = document.getElementById('status');
+async function poll() {
+  for (;;) {
+    let res;
+    try { res = await fetch(${JSON.stringify(`/api/wait/${ticket}`)}, { cache: 'no-store' }); }
+    catch { await new Promise((r) => setTimeout(r, 1000)); continue; }
+    const body = await res.json().catch(() => ({}));
+    if (body.url) { location.replace(body.url); return; }
+    if (res.status !== 200) { status.textContent = body.message || 'No container became free in time. Please try again in a little while.'; return; }
+    status.textContent = body.position > 0 ? 'You are number ' + (body.position + 1) + ' in line.' : 'You are next.';
+  }
+}
+poll();`.replace(/</g, '\\u003c');
+  return page(
+    'Waiting for a notebook',
+    `<h1><span class="spin"></span> All notebooks are busy</h1>
+<p id="status">You are number ${position + 1} in line. This page moves on by itself the moment one is free.</p>
+<noscript><meta http-equiv="refresh" content="5;url=${escapeHtml(retryUrl)}"></noscript>
+<script>${script}</script>`,
+  );
+}
+
+/** Beyond the waiting line, or while the node shuts down. */
+export function fullPage(message: string, retryAfterSeconds: number): string {
+  return page(
+    'No notebook free',
+    `<h1>No notebook is free right now</h1><p>${escapeHtml(message)}</p><p>Please try again in ${retryAfterSeconds} seconds.</p>`,
+  );
+}

@@ -1,0 +1,447 @@
+/**
+ * The pool state machine: pure, no I/O, time passed in. The runtime (orchestrator.ts) asks it what
+ * to do (start how many, serve which waiter, cull whom) and reports what happened.
+ *
+ * A container's life: starting (creating, then probing) -> warm -> claimed -> removing -> gone.
+ * `--pool-size` is the number of WARM containers wanted per pool; a claim is replaced at once.
+ * `maxContainers` caps warm + claimed + starting (removing ones are on their way out and not counted).
+ * Visitors who find no warm container wait in one FIFO queue per pool, bounded in total length.
+ */
+
+export type ContainerState = 'starting' | 'warm' | 'claimed' | 'removing';
+
+export interface PoolContainer {
+  /** The visitor-facing id (nanoid): route `/user/<id>`, chosen when the container is created. */
+  id: string;
+  pool: string;
+  state: ContainerState;
+  /** While starting: waiting for the engine, or probing the container's HTTP endpoint. */
+  phase?: 'creating' | 'probing';
+  /** The pool generation it was started for; a refresh bumps the pool's generation. */
+  generation: number;
+  createdAt: number;
+  claimedAt?: number;
+}
+
+export interface PoolSpec {
+  name: string;
+  /** Warm containers wanted. */
+  size: number;
+}
+
+export interface PoolLimits {
+  /** Cap on warm + claimed + starting over all pools. */
+  maxContainers: number;
+  /** Engine create/start calls in flight at once (probing does not count). */
+  maxParallelStarts: number;
+  /** Visitors waiting at once, over all pools. */
+  queueLimit: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_LIMITS: PoolLimits = {
+  maxContainers: 100,
+  maxParallelStarts: 8,
+  queueLimit: 1000,
+  backoffBaseMs: 500,
+  backoffMaxMs: 30_000,
+};
+
+interface PoolRecord {
+  name: string;
+  size: number;
+  generation: number;
+  draining: boolean;
+  failures: number;
+  /** Failures since the last success; drives the backoff. */
+  consecutiveFailures: number;
+  backoffUntil: number;
+  waiters: Waiter[];
+}
+
+export interface Waiter {
+  id: string;
+  pool: string;
+  enqueuedAt: number;
+  /** Past this time the waiter is dropped and answered "try again later". */
+  deadline: number;
+}
+
+export interface PoolFigures {
+  size: number;
+  warm: number;
+  claimed: number;
+  starting: number;
+  removing: number;
+  waiting: number;
+  failures: number;
+  backoffUntil?: number;
+  draining: boolean;
+  generation: number;
+}
+
+export type CullReason = 'idle' | 'max-age';
+
+/** A pool or the whole node cannot take this visitor now. */
+export class PoolError extends Error {
+  constructor(
+    readonly kind: 'unknown-pool' | 'draining' | 'queue-full',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PoolError';
+  }
+}
+
+export class PoolCore {
+  private readonly pools = new Map<string, PoolRecord>();
+  private readonly containers = new Map<string, PoolContainer>();
+  private waiting = 0;
+
+  constructor(
+    pools: readonly PoolSpec[],
+    readonly limits: PoolLimits = DEFAULT_LIMITS,
+  ) {
+    for (const spec of pools) this.addPool(spec);
+  }
+
+  addPool(spec: PoolSpec): void {
+    if (this.pools.has(spec.name)) throw new Error(`pool ${spec.name} defined twice`);
+    this.pools.set(spec.name, {
+      name: spec.name,
+      size: spec.size,
+      generation: 0,
+      draining: false,
+      failures: 0,
+      consecutiveFailures: 0,
+      backoffUntil: 0,
+      waiters: [],
+    });
+  }
+
+  poolNames(): string[] {
+    return [...this.pools.keys()];
+  }
+
+  hasPool(name: string): boolean {
+    return this.pools.has(name);
+  }
+
+  private pool(name: string): PoolRecord {
+    const pool = this.pools.get(name);
+    if (!pool) throw new PoolError('unknown-pool', `no pool named ${JSON.stringify(name)}; pools: ${this.poolNames().join(', ')}`);
+    return pool;
+  }
+
+  get(id: string): PoolContainer | undefined {
+    return this.containers.get(id);
+  }
+
+  list(filter?: { pool?: string; state?: ContainerState }): PoolContainer[] {
+    const out: PoolContainer[] = [];
+    for (const c of this.containers.values()) {
+      if (filter?.pool !== undefined && c.pool !== filter.pool) continue;
+      if (filter?.state !== undefined && c.state !== filter.state) continue;
+      out.push(c);
+    }
+    return out;
+  }
+
+  // ---- container lifecycle -------------------------------------------------------------------
+
+  /** A container is being created for `pool` with visitor id `id`. */
+  starting(pool: string, id: string, now: number): PoolContainer {
+    const record = this.pool(pool);
+    const container: PoolContainer = { id, pool, state: 'starting', phase: 'creating', generation: record.generation, createdAt: now };
+    this.containers.set(id, container);
+    return container;
+  }
+
+  /** The engine started it; now its HTTP endpoint is probed. */
+  created(id: string): void {
+    const c = this.containers.get(id);
+    if (c?.state === 'starting') c.phase = 'probing';
+  }
+
+  /** It answered its probe: it joins the warm pool, and the pool's failure streak ends. */
+  admitted(id: string): boolean {
+    const c = this.containers.get(id);
+    if (!c || c.state !== 'starting') return false;
+    const pool = this.pools.get(c.pool);
+    c.state = 'warm';
+    c.phase = undefined;
+    if (pool) {
+      pool.consecutiveFailures = 0;
+      pool.backoffUntil = 0;
+    }
+    return true;
+  }
+
+  /** It failed to start or never answered: count it, back the pool off, and mark it for removal. */
+  failed(id: string, now: number): void {
+    const c = this.containers.get(id);
+    if (!c) return;
+    const pool = this.pools.get(c.pool);
+    if (pool) {
+      pool.failures++;
+      pool.consecutiveFailures++;
+      const exponent = Math.min(pool.consecutiveFailures - 1, 20);
+      pool.backoffUntil = now + Math.min(this.limits.backoffBaseMs * 2 ** exponent, this.limits.backoffMaxMs);
+    }
+    c.state = 'removing';
+    c.phase = undefined;
+  }
+
+  /** Marks it for removal (cull, trim, drain, died). Returns false when it was already going. */
+  removing(id: string): boolean {
+    const c = this.containers.get(id);
+    if (!c || c.state === 'removing') return false;
+    c.state = 'removing';
+    c.phase = undefined;
+    return true;
+  }
+
+  /** The engine no longer has it. */
+  removed(id: string): void {
+    this.containers.delete(id);
+  }
+
+  /** A container found on the engine at start (Docker labels are the truth). Unknown pools are refused. */
+  adopt(c: { id: string; pool: string; state: 'starting' | 'warm' | 'claimed'; createdAt: number; claimedAt?: number }): boolean {
+    const pool = this.pools.get(c.pool);
+    if (!pool || this.containers.has(c.id)) return false;
+    this.containers.set(c.id, {
+      id: c.id,
+      pool: c.pool,
+      state: c.state,
+      phase: c.state === 'starting' ? 'probing' : undefined,
+      generation: pool.generation,
+      createdAt: c.createdAt,
+      claimedAt: c.claimedAt,
+    });
+    return true;
+  }
+
+  // ---- claims and the waiting queue ----------------------------------------------------------
+
+  /**
+   * Hands out a warm container of `pool` at once, or undefined when none is free or earlier
+   * visitors are already waiting (arrival order is kept). Old generations go first (refresh).
+   */
+  claim(poolName: string, now: number): PoolContainer | undefined {
+    const pool = this.pool(poolName);
+    if (pool.draining) throw new PoolError('draining', `pool ${poolName} is draining`);
+    if (pool.waiters.length > 0) return undefined;
+    return this.takeWarm(pool, now);
+  }
+
+  private takeWarm(pool: PoolRecord, now: number): PoolContainer | undefined {
+    let best: PoolContainer | undefined;
+    for (const c of this.containers.values()) {
+      if (c.pool !== pool.name || c.state !== 'warm') continue;
+      if (!best || c.generation < best.generation || (c.generation === best.generation && c.createdAt < best.createdAt)) best = c;
+    }
+    if (!best) return undefined;
+    best.state = 'claimed';
+    best.claimedAt = now;
+    return best;
+  }
+
+  /** Puts a visitor in line; throws PoolError('queue-full') past the bound. Returns their position (0 = next). */
+  enqueue(waiter: Waiter): number {
+    const pool = this.pool(waiter.pool);
+    if (pool.draining) throw new PoolError('draining', `pool ${waiter.pool} is draining`);
+    if (this.waiting >= this.limits.queueLimit) {
+      throw new PoolError('queue-full', `all ${this.limits.queueLimit} places in the waiting line are taken`);
+    }
+    pool.waiters.push(waiter);
+    this.waiting++;
+    return pool.waiters.length - 1;
+  }
+
+  /** Position of a waiter in its pool's line (0 = next), or -1 when not waiting. */
+  position(waiterId: string, poolName: string): number {
+    return this.pools.get(poolName)?.waiters.findIndex((w) => w.id === waiterId) ?? -1;
+  }
+
+  /** Removes a waiter who gave up or whose time ran out. */
+  dropWaiter(waiterId: string, poolName: string): boolean {
+    const pool = this.pools.get(poolName);
+    const index = pool?.waiters.findIndex((w) => w.id === waiterId) ?? -1;
+    if (!pool || index === -1) return false;
+    pool.waiters.splice(index, 1);
+    this.waiting--;
+    return true;
+  }
+
+  /** Pairs waiters, in arrival order, with warm containers (which become claimed). */
+  serveWaiters(now: number): Array<{ waiter: Waiter; container: PoolContainer }> {
+    const served: Array<{ waiter: Waiter; container: PoolContainer }> = [];
+    for (const pool of this.pools.values()) {
+      while (pool.waiters.length > 0) {
+        const container = this.takeWarm(pool, now);
+        if (!container) break;
+        const waiter = pool.waiters.shift()!;
+        this.waiting--;
+        served.push({ waiter, container });
+      }
+    }
+    return served;
+  }
+
+  /** Waiters whose deadline passed; they are removed from the line. */
+  expireWaiters(now: number): Waiter[] {
+    const expired: Waiter[] = [];
+    for (const pool of this.pools.values()) {
+      const keep = pool.waiters.filter((w) => w.deadline > now);
+      for (const w of pool.waiters) if (w.deadline <= now) expired.push(w);
+      this.waiting -= pool.waiters.length - keep.length;
+      pool.waiters = keep;
+    }
+    return expired;
+  }
+
+  // ---- planning ------------------------------------------------------------------------------
+
+  private counts(): { active: number; creating: number } {
+    let active = 0;
+    let creating = 0;
+    for (const c of this.containers.values()) {
+      if (c.state !== 'removing') active++;
+      if (c.state === 'starting' && c.phase === 'creating') creating++;
+    }
+    return { active, creating };
+  }
+
+  /**
+   * How many containers to start now, per pool: enough for `size` warm current-generation containers
+   * plus one per waiting visitor, within the cap and the free engine start slots, skipping pools that
+   * drain or back off. Slots are shared round-robin so one pool cannot starve another.
+   */
+  startPlan(now: number): Map<string, number> {
+    const { active, creating } = this.counts();
+    let budget = Math.min(this.limits.maxContainers - active, this.limits.maxParallelStarts - creating);
+    const deficits = new Map<string, number>();
+    for (const pool of this.pools.values()) {
+      if (pool.draining || pool.backoffUntil > now) continue;
+      let ready = 0;
+      for (const c of this.containers.values()) {
+        if (c.pool !== pool.name || c.generation !== pool.generation) continue;
+        if (c.state === 'warm' || c.state === 'starting') ready++;
+      }
+      const deficit = pool.size + pool.waiters.length - ready;
+      if (deficit > 0) deficits.set(pool.name, deficit);
+    }
+    const plan = new Map<string, number>();
+    while (budget > 0 && deficits.size > 0) {
+      for (const [name, deficit] of deficits) {
+        if (budget <= 0) break;
+        plan.set(name, (plan.get(name) ?? 0) + 1);
+        budget--;
+        if (deficit <= 1) deficits.delete(name);
+        else deficits.set(name, deficit - 1);
+      }
+    }
+    return plan;
+  }
+
+  /**
+   * Warm containers to remove: all of a draining pool's, then surplus beyond size + waiting. Surplus
+   * is counted only once enough current-generation containers are warm, so a refresh replaces old
+   * containers one for one instead of emptying the pool first.
+   */
+  trimPlan(): string[] {
+    const out: string[] = [];
+    for (const pool of this.pools.values()) {
+      const warm = this.list({ pool: pool.name, state: 'warm' });
+      if (pool.draining) {
+        out.push(...warm.map((c) => c.id));
+        continue;
+      }
+      const wanted = pool.size + pool.waiters.length;
+      const current = warm.filter((c) => c.generation === pool.generation).length;
+      // Old generation first (refresh), newest last: keep the containers most recently proven.
+      const old = warm.filter((c) => c.generation !== pool.generation);
+      const surplus = current + old.length - wanted;
+      out.push(...old.slice(0, Math.max(0, Math.min(old.length, surplus))).map((c) => c.id));
+      if (current > wanted) {
+        const fresh = warm.filter((c) => c.generation === pool.generation).sort((a, b) => b.createdAt - a.createdAt);
+        out.push(...fresh.slice(0, current - wanted).map((c) => c.id));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Claimed containers idle longer than `idleMs` (last activity from the proxy, or the claim time
+   * when the proxy has none), and any container older than `maxAgeMs` (0 disables either rule).
+   */
+  cullPlan(now: number, lastActivity: ReadonlyMap<string, number>, idleMs: number, maxAgeMs: number): Array<{ id: string; reason: CullReason }> {
+    const out: Array<{ id: string; reason: CullReason }> = [];
+    for (const c of this.containers.values()) {
+      if (c.state === 'removing' || c.state === 'starting') continue;
+      if (maxAgeMs > 0 && now - c.createdAt > maxAgeMs) {
+        out.push({ id: c.id, reason: 'max-age' });
+        continue;
+      }
+      if (c.state === 'claimed' && idleMs > 0) {
+        const last = Math.max(lastActivity.get(c.id) ?? 0, c.claimedAt ?? c.createdAt);
+        if (now - last > idleMs) out.push({ id: c.id, reason: 'idle' });
+      }
+    }
+    return out;
+  }
+
+  // ---- admin ---------------------------------------------------------------------------------
+
+  resize(poolName: string, size: number): void {
+    if (!Number.isInteger(size) || size < 0) throw new RangeError('size must be a whole number >= 0');
+    this.pool(poolName).size = size;
+  }
+
+  /** Rolling replace: new containers start for the next generation; old warm ones go as they arrive. */
+  refresh(poolName: string): number {
+    return ++this.pool(poolName).generation;
+  }
+
+  setDraining(poolName: string, draining: boolean): void {
+    const pool = this.pool(poolName);
+    pool.draining = draining;
+    if (draining) {
+      this.waiting -= pool.waiters.length;
+      pool.waiters = [];
+    }
+  }
+
+  /** Waiters of a pool that a drain just turned away (call before setDraining). */
+  waitersOf(poolName: string): Waiter[] {
+    return [...this.pool(poolName).waiters];
+  }
+
+  // ---- figures -------------------------------------------------------------------------------
+
+  figures(poolName: string, now: number): PoolFigures {
+    const pool = this.pool(poolName);
+    const f: PoolFigures = {
+      size: pool.size,
+      warm: 0,
+      claimed: 0,
+      starting: 0,
+      removing: 0,
+      waiting: pool.waiters.length,
+      failures: pool.failures,
+      draining: pool.draining,
+      generation: pool.generation,
+    };
+    if (pool.backoffUntil > now) f.backoffUntil = pool.backoffUntil;
+    for (const c of this.containers.values()) if (c.pool === poolName) f[c.state]++;
+    return f;
+  }
+
+  totals(): { warm: number; claimed: number; starting: number; removing: number; waiting: number } {
+    const t = { warm: 0, claimed: 0, starting: 0, removing: 0, waiting: this.waiting };
+    for (const c of this.containers.values()) t[c.state]++;
+    return t;
+  }
+}

@@ -1,0 +1,97 @@
+/** `nbpool proxy` options: configurable-http-proxy's flag names and defaults, plus ours. */
+import { parseConfig, type ConfigValues, type OptionSpecs } from '../shared/config.js';
+import { ConfigError } from '../shared/errors.js';
+import { LOG_LEVELS } from '../shared/log.js';
+
+export const proxyOptionSpecs = {
+  ip: { type: 'string', default: '', help: 'public-facing IP of the proxy (empty: all interfaces)', metavar: 'IP' },
+  port: { type: 'int', default: 8000, min: 0, max: 65535, help: 'public-facing port of the proxy', metavar: 'PORT' },
+  sslKey: { type: 'string', help: 'TLS key file for the public port', metavar: 'FILE' },
+  sslCert: { type: 'string', help: 'TLS certificate file for the public port', metavar: 'FILE' },
+  sslCa: { type: 'string', help: 'TLS certificate authority file for the public port', metavar: 'FILE' },
+  apiIp: { type: 'string', default: 'localhost', help: 'inward-facing IP for the REST API', metavar: 'IP' },
+  apiPort: { type: 'int', min: 0, max: 65535, help: 'port of the REST API (default: --port + 1)', metavar: 'PORT' },
+  authToken: {
+    type: 'string',
+    env: 'CONFIGPROXY_AUTH_TOKEN',
+    help: 'token the REST API requires in `Authorization: token <t>` (empty: no auth)',
+    metavar: 'TOKEN',
+  },
+  defaultTarget: { type: 'url', help: 'target for requests no route matches (proto://host[:port])' },
+  errorTarget: { type: 'url', help: 'server asked for error pages: GET <target>/<code>?url=<path>' },
+  errorPath: { type: 'string', help: 'directory of <code>.html / error.html error pages', metavar: 'DIR' },
+  noXForward: { type: 'boolean', help: "don't add X-Forwarded-* headers to proxied requests" },
+  noPrependPath: { type: 'boolean', help: "don't prepend the target's path to proxied requests" },
+  noIncludePrefix: { type: 'boolean', help: "don't include the routing prefix in proxied requests" },
+  customHeader: { type: 'list', help: 'header added to proxied requests, k:v (repeatable)', metavar: 'K:V' },
+  hostRouting: { type: 'boolean', help: 'use host routing (the host is the first path segment)' },
+  timeout: { type: 'int', min: 1, help: 'ms of client inactivity after which a request is dropped', metavar: 'MS' },
+  proxyTimeout: { type: 'int', min: 1, help: 'ms to wait for the target to answer before a 503', metavar: 'MS' },
+  keepAliveTimeout: { type: 'int', default: 5000, min: 1, help: 'ms an idle keep-alive client connection stays open', metavar: 'MS' },
+  metricsIp: { type: 'string', default: '', help: 'IP of the metrics server', metavar: 'IP' },
+  metricsPort: { type: 'int', min: 0, max: 65535, help: 'port of the Prometheus metrics server (default: none)', metavar: 'PORT' },
+  storageBackend: {
+    type: 'string',
+    default: 'memory:',
+    help: 'route storage: memory: or redis://host:port[/db] (shared by several proxies)',
+    metavar: 'URL',
+  },
+  redisUrl: { type: 'url', protocols: ['redis:', 'rediss:'], env: 'NBPOOL_REDIS_URL', help: 'same as --storage-backend redis://...' },
+  frameAncestors: {
+    type: 'string',
+    help: "allow embedding in iframes of these origins: sets CSP frame-ancestors, drops X-Frame-Options (e.g. \"'self' https://pub.example\")",
+    metavar: 'SOURCES',
+  },
+  activityFlushMs: { type: 'int', default: 5000, min: 10, help: 'how often last_activity changes are written to the store', metavar: 'MS' },
+  resyncMs: { type: 'int', default: 10_000, min: 100, help: 'how often the route table is re-read from a shared store', metavar: 'MS' },
+  logLevel: { type: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
+  pidFile: { type: 'string', help: 'write our PID to this file', metavar: 'FILE' },
+} as const satisfies OptionSpecs;
+
+export type ProxyOptions = ConfigValues<typeof proxyOptionSpecs>;
+
+/** The resolved configuration: options with CHP's derived defaults filled in. */
+export interface ProxyConfig extends Omit<ProxyOptions, 'apiPort' | 'customHeader'> {
+  apiPort: number;
+  /** Parsed --custom-header pairs. */
+  customHeaders: Record<string, string>;
+}
+
+/** `k:v` pairs -> headers; whitespace around name and value trimmed, as CHP does. */
+export function parseCustomHeaders(pairs: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const pair of pairs) {
+    const colon = pair.indexOf(':');
+    const name = colon === -1 ? '' : pair.slice(0, colon).trim();
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+      throw new ConfigError(`--custom-header ${JSON.stringify(pair)} must look like name:value`);
+    }
+    headers[name] = pair.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+/** Fills in derived defaults; exported so `nbpool up` can build a config from its own options. */
+export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
+  const { apiPort, customHeader, ...rest } = options;
+  if (options.frameAncestors !== undefined && /[;,\r\n]/.test(options.frameAncestors)) {
+    throw new ConfigError('--frame-ancestors takes a space-separated list of sources, without ; or ,');
+  }
+  if ((options.sslKey === undefined) !== (options.sslCert === undefined)) {
+    throw new ConfigError('--ssl-key and --ssl-cert go together');
+  }
+  const storageBackend = options.redisUrl ?? options.storageBackend;
+  return {
+    ...rest,
+    storageBackend,
+    // CHP: the API listens next to the public port unless told otherwise.
+    apiPort: apiPort ?? (options.port === 0 ? 0 : options.port + 1),
+    customHeaders: parseCustomHeaders(customHeader),
+  };
+}
+
+export function parseProxyArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env) {
+  const parsed = parseConfig(proxyOptionSpecs, argv, env);
+  if (parsed.positionals.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+  return { help: parsed.help, config: resolveProxyConfig(parsed.values) };
+}

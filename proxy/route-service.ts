@@ -1,0 +1,308 @@
+/**
+ * The route table's core: validation, the in-memory table the hot path reads, persistence and
+ * sharing through a RecordStore, and last_activity bookkeeping.
+ *
+ * The in-memory RouteTable answers every lookup; the store only persists routes and carries
+ * other processes' changes (pub/sub, plus a periodic full re-read to recover missed messages).
+ * last_activity moves in memory on every request or WebSocket chunk and is written to the store
+ * coalesced, every `activityFlushMs`, for the routes that changed only.
+ */
+import { BadRequest, NotFound, ServiceUnavailable } from '../shared/errors.js';
+import { jsonDepth, MAX_JSON_DEPTH } from '../shared/http.js';
+import type { Logger } from '../shared/log.js';
+import { openStore, type RecordStore, type Unsubscribe } from '../shared/store.js';
+import type { RouteData, RouteTableClient } from '../shared/types.js';
+import { cleanPath, RouteTable } from './route-table.js';
+
+/** Where a route sends its traffic, parsed once when the route is added. */
+export interface Target {
+  href: string;
+  https: boolean;
+  /** Without IPv6 brackets, as node:http wants it. */
+  hostname: string;
+  port: number;
+  /** The target's path without its trailing slash ('' for the root), prepended to requests. */
+  path: string;
+}
+
+export interface RouteEntry {
+  prefix: string;
+  target: Target;
+  /** The route's fields as the client stored them, without last_activity. */
+  data: Readonly<Record<string, unknown>>;
+  /** Milliseconds since the epoch. */
+  lastActivity: number;
+  /** Set when lastActivity moved since the last flush. */
+  dirty: boolean;
+}
+
+/** Longest route path accepted: no real prefix comes near it, and it bounds the trie's depth. */
+export const MAX_ROUTE_PATH = 2048;
+/** Largest route record (JSON bytes): one route must not be able to bloat GET /api/routes for everyone. */
+export const MAX_ROUTE_BYTES = 64 * 1024;
+
+export function parseTarget(value: unknown): Target {
+  if (typeof value !== 'string') throw new BadRequest("Must specify 'target' as string");
+  const text = value.trim();
+  if (text === '') throw new BadRequest("'target' is empty; give a URL such as http://10.0.0.5:8888");
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new BadRequest(`'target' is not a valid URL: ${JSON.stringify(text.slice(0, 200))}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new BadRequest(`'target' must be an http:// or https:// URL, got ${JSON.stringify(url.protocol)}`);
+  }
+  if (url.hostname === '') throw new BadRequest("'target' has no host");
+  const https = url.protocol === 'https:';
+  const path = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname;
+  return {
+    href: text,
+    https,
+    hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+    port: url.port === '' ? (https ? 443 : 80) : Number(url.port),
+    path,
+  };
+}
+
+/** A store that cannot be reached is the server's trouble, not the client's: 503, route table unchanged. */
+async function storeCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw new ServiceUnavailable(`route store unavailable: ${(err as Error).message}`, 1);
+  }
+}
+
+function checkPath(path: unknown): string {
+  if (typeof path !== 'string') throw new BadRequest('route path must be a string');
+  if (path.length > MAX_ROUTE_PATH) throw new BadRequest(`route path longer than ${MAX_ROUTE_PATH} characters`);
+  return cleanPath(path);
+}
+
+/**
+ * Validates a route's data into a plain JSON copy without last_activity: anything that would not
+ * survive JSON (cycles, BigInt) or that nests too deep or weighs too much is a 400 now rather than
+ * a broken GET /api/routes later.
+ */
+function sanitizeData(data: unknown): Record<string, unknown> {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new BadRequest('route data must be a JSON object');
+  let text: string;
+  try {
+    text = JSON.stringify(data);
+  } catch (err) {
+    throw new BadRequest(`route data is not JSON-serializable: ${(err as Error).message}`);
+  }
+  if (text.length > MAX_ROUTE_BYTES) throw new BadRequest(`route data larger than ${MAX_ROUTE_BYTES} bytes`);
+  if (jsonDepth(text) > MAX_JSON_DEPTH) throw new BadRequest(`route data nests deeper than ${MAX_JSON_DEPTH} levels`);
+  const copy = JSON.parse(text) as Record<string, unknown>;
+  delete copy.last_activity;
+  return copy;
+}
+
+export interface RouteServiceOptions {
+  /** The first path segment of every route is a host name (CHP's --host-routing). */
+  hostRouting: boolean;
+  activityFlushMs: number;
+  resyncMs: number;
+  log: Logger;
+}
+
+export class RouteService {
+  private readonly table = new RouteTable<RouteEntry>();
+  private dirty: RouteEntry[] = [];
+  /** Bumped on every change, so a periodic re-read that raced with one is discarded. */
+  private generation = 0;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private unwatch: Unsubscribe | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly store: RecordStore<RouteData>,
+    private readonly options: RouteServiceOptions,
+  ) {}
+
+  static async open(storeUrl: string | undefined, options: RouteServiceOptions): Promise<RouteService> {
+    const store = await openStore<RouteData>(storeUrl, 'routes');
+    const service = new RouteService(store, options);
+    try {
+      service.unwatch = await store.watch((id, value) => service.applyRemote(id, value));
+      service.replaceAll(await store.all());
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    service.every(options.activityFlushMs, () => service.flushActivity());
+    service.every(options.resyncMs, () => service.resync());
+    return service;
+  }
+
+  private every(ms: number, task: () => Promise<void>): void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      task()
+        .catch((err: unknown) => this.options.log.warn({ err }, 'route store sync failed; will retry'))
+        .finally(() => (running = false));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** The hot path: the route for a request, by its decoded path (and host with host routing). */
+  match(path: string): RouteEntry | undefined {
+    return this.table.match(path)?.value;
+  }
+
+  /** Records traffic on a route; written to the store at the next flush. */
+  touch(entry: RouteEntry, now = Date.now()): void {
+    entry.lastActivity = now;
+    if (!entry.dirty) {
+      entry.dirty = true;
+      this.dirty.push(entry);
+    }
+  }
+
+  async add(path: unknown, data: unknown): Promise<void> {
+    const prefix = checkPath(path);
+    const fields = sanitizeData(data);
+    const target = parseTarget(fields.target);
+    fields.target = target.href;
+    if (this.options.hostRouting && prefix !== '/') fields.host = prefix.split('/')[1];
+    const entry: RouteEntry = { prefix, target, data: fields, lastActivity: Date.now(), dirty: false };
+    await storeCall(() => this.store.put(prefix, this.record(entry)));
+    this.generation++;
+    this.table.set(prefix, entry);
+  }
+
+  /** True when the route existed. */
+  async remove(path: unknown): Promise<boolean> {
+    const prefix = checkPath(path);
+    const existed = this.table.has(prefix);
+    const removedFromStore = await storeCall(() => this.store.delete(prefix));
+    this.generation++;
+    this.table.delete(prefix);
+    return existed || removedFromStore;
+  }
+
+  get(path: unknown): RouteData {
+    const entry = this.table.get(checkPath(path));
+    if (!entry) throw new NotFound(`no route at ${JSON.stringify(cleanPath(path as string))}`);
+    return this.record(entry);
+  }
+
+  /** Every route, or those idle since before `inactiveSince`, as CHP's GET /api/routes returns them. */
+  list(inactiveSince?: Date): Record<string, RouteData> {
+    const cutoff = inactiveSince?.getTime();
+    const result: Record<string, RouteData> = {};
+    for (const { prefix, value } of this.table.entries()) {
+      if (cutoff !== undefined && !(value.lastActivity < cutoff)) continue;
+      result[prefix] = this.record(value);
+    }
+    return result;
+  }
+
+  private record(entry: RouteEntry): RouteData {
+    return { ...entry.data, last_activity: new Date(entry.lastActivity).toISOString() } as RouteData;
+  }
+
+  /** A record from the store (another process, or our own earlier run) into an entry; undefined if unusable. */
+  private entryFrom(prefix: string, record: RouteData, previous: RouteEntry | undefined): RouteEntry | undefined {
+    try {
+      const fields = sanitizeData(record);
+      const target = previous !== undefined && previous.target.href === fields.target ? previous.target : parseTarget(fields.target);
+      const stamp = Date.parse(String(record.last_activity));
+      const lastActivity = Math.max(previous?.lastActivity ?? 0, Number.isFinite(stamp) ? stamp : 0) || Date.now();
+      return { prefix, target, data: fields, lastActivity, dirty: false };
+    } catch (err) {
+      this.options.log.warn({ prefix, err: (err as Error).message }, 'ignoring unusable route record in the store');
+      return undefined;
+    }
+  }
+
+  private applyRemote(id: string, record: RouteData | undefined): void {
+    if (this.closed) return;
+    const prefix = cleanPath(id);
+    this.generation++;
+    if (record === undefined) {
+      this.table.delete(prefix);
+      return;
+    }
+    const previous = this.table.get(prefix);
+    const entry = this.entryFrom(prefix, record, previous);
+    if (!entry) return;
+    if (previous) {
+      // Update in place: requests in flight hold the entry and keep touching it.
+      previous.target = entry.target;
+      previous.data = entry.data;
+      previous.lastActivity = entry.lastActivity;
+    } else {
+      this.table.set(prefix, entry);
+    }
+  }
+
+  private replaceAll(records: Map<string, RouteData>): void {
+    for (const { prefix } of [...this.table.entries()]) {
+      if (!records.has(prefix)) this.table.delete(prefix);
+    }
+    for (const [id, record] of records) this.applyRemote(id, record);
+  }
+
+  /** Re-reads the whole table from the store, unless something changed meanwhile (then next time). */
+  private async resync(): Promise<void> {
+    const before = this.generation;
+    const records = await this.store.all();
+    if (this.generation !== before || this.closed) return;
+    this.replaceAll(records);
+  }
+
+  /** Writes last_activity of the routes that saw traffic since the last flush. */
+  async flushActivity(): Promise<void> {
+    if (this.dirty.length === 0) return;
+    const batch = this.dirty;
+    this.dirty = [];
+    const writes: Array<[string, RouteData]> = [];
+    for (const entry of batch) {
+      entry.dirty = false;
+      // A route deleted or replaced since its traffic must not be written back.
+      if (this.table.get(entry.prefix) === entry) writes.push([entry.prefix, this.record(entry)]);
+    }
+    await this.store.putMany(writes);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const timer of this.timers) clearInterval(timer);
+    try {
+      await this.flushActivity();
+    } finally {
+      this.closed = true;
+      await this.unwatch?.().catch(() => {});
+      await this.store.close();
+    }
+  }
+}
+
+/** The in-process RouteTableClient `nbpool up` hands the orchestrator: the REST API's semantics, no network. */
+export class LocalRouteTableClient implements RouteTableClient {
+  constructor(private readonly service: RouteService) {}
+
+  addRoute(path: string, data: RouteData): Promise<void> {
+    return this.service.add(path, data);
+  }
+
+  async deleteRoute(path: string): Promise<void> {
+    await this.service.remove(path);
+  }
+
+  async getRoutes(inactiveSince?: Date): Promise<Record<string, RouteData>> {
+    if (inactiveSince !== undefined && !Number.isFinite(inactiveSince.getTime())) throw new BadRequest('inactiveSince is not a valid date');
+    return this.service.list(inactiveSince);
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * The running proxy: public port (HTTP/WebSocket forwarding), REST API port, optional metrics
+ * port, all over one RouteService. `startProxy` is what `nbpool proxy` runs and what `nbpool up`
+ * embeds (it then drives routes in-process through `routes`, with no network hop).
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { Registry } from 'prom-client';
+import { BadRequest, ConfigError } from '../shared/errors.js';
+import { decodePath } from '../shared/http.js';
+import type { Logger } from '../shared/log.js';
+import { createRegistry, serveMetrics } from '../shared/metrics.js';
+import type { RouteTableClient } from '../shared/types.js';
+import { apiHandler } from './api.js';
+import type { ProxyConfig } from './config.js';
+import { Forwarder, type ForwardHooks } from './forward.js';
+import { createProxyMetrics } from './metrics.js';
+import { LocalRouteTableClient, RouteService, type RouteEntry } from './route-service.js';
+
+export interface RunningProxy {
+  /** In-process route table client: the REST API's semantics and validation, no network. */
+  routes: RouteTableClient;
+  /** Where visitors connect, with the port actually bound (e.g. http://127.0.0.1:8000). */
+  publicUrl: string;
+  apiUrl: string;
+  /** Set when --metrics-port is given. */
+  metricsUrl: string | undefined;
+  metrics: Registry;
+  /** Stops accepting, lets requests in flight finish, flushes last_activity, closes the store. */
+  close(): Promise<void>;
+}
+
+/** How long close() lets requests in flight finish before cutting them. */
+const CLOSE_GRACE_MS = 5000;
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function builtinErrorPage(code: number): string {
+  const title = `${code}: ${code === 404 ? 'No Route' : code === 503 ? 'Proxy Target Missing' : escapeHtml(STATUS_CODES[code] ?? 'Error')}`;
+  const detail = code === 404 ? 'No route matches this address.' : code === 503 ? 'The upstream service is unavailable.' : '';
+  return `<!doctype html>\n<html><head><meta charset="utf-8"><title>${title}</title></head>\n<body><h1>${title}</h1><p>${detail}</p><hr><p>nbpool proxy</p></body></html>\n`;
+}
+
+/** Error pages as CHP serves them: from --error-target, else --error-path files, else built in. */
+class ErrorPages {
+  private readonly files = new Map<number, Buffer | undefined>();
+
+  constructor(
+    private readonly errorTarget: string | undefined,
+    private readonly errorPath: string | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  private file(code: number): Buffer | undefined {
+    if (!this.errorPath) return undefined;
+    if (!this.files.has(code)) {
+      let page: Buffer | undefined;
+      for (const name of [`${code}.html`, 'error.html']) {
+        try {
+          page = readFileSync(join(this.errorPath, name));
+          break;
+        } catch {
+          // Try the next name; none found means the built-in page.
+        }
+      }
+      this.files.set(code, page);
+    }
+    return this.files.get(code);
+  }
+
+  private builtin(code: number, res: ServerResponse): void {
+    const page = this.file(code) ?? builtinErrorPage(code);
+    res.writeHead(code, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(page) });
+    res.end(page);
+  }
+
+  send(code: number, req: IncomingMessage, res: ServerResponse): void {
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    if (!this.errorTarget) {
+      this.builtin(code, res);
+      return;
+    }
+    const url = new URL(this.errorTarget.replace(/\/?$/, '/') + String(code));
+    url.searchParams.set('url', req.url ?? '/');
+    const ask = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const pageReq = ask(url, { method: 'GET', timeout: 5000 }, (page) => {
+      if (res.headersSent || res.destroyed) {
+        page.resume();
+        return;
+      }
+      const headers: Record<string, string> = {};
+      for (const name of ['content-type', 'content-encoding']) {
+        const value = page.headers[name];
+        if (typeof value === 'string') headers[name] = value;
+      }
+      res.writeHead(code, headers);
+      page.pipe(res);
+      page.on('close', () => {
+        if (!page.complete) res.destroy();
+      });
+    });
+    pageReq.on('timeout', () => pageReq.destroy(new Error('error target timed out')));
+    pageReq.on('error', (err) => {
+      this.log.warn({ err: err.message, errorTarget: this.errorTarget }, 'error target failed; serving the built-in page');
+      if (!res.headersSent && !res.destroyed) this.builtin(code, res);
+    });
+    res.on('close', () => pageReq.destroy());
+    pageReq.end();
+  }
+}
+
+/** A bare HTTP answer on a socket that asked for an upgrade, then close. */
+function replyOnSocket(socket: Duplex, code: number, message: string): void {
+  if (socket.destroyed) return;
+  const body = message + '\n';
+  socket.end(
+    `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  (socket as Socket).destroySoon?.();
+}
+
+/** A reverse proxy opens no tunnels: answer CONNECT with 405 instead of dropping the connection. */
+function refuseConnect(server: Server): void {
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    replyOnSocket(socket, 405, 'CONNECT is not supported here');
+  });
+}
+
+/** The decoded path a request is routed by; the host is its first segment with host routing. */
+function routingPath(req: IncomingMessage, hostRouting: boolean): string {
+  let url = req.url ?? '/';
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    // Absolute-form request target (GET http://host/path): route by its path.
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new BadRequest('request target must be a path starting with /');
+    }
+    url = parsed.pathname + parsed.search;
+    req.url = url;
+  }
+  const q = url.indexOf('?');
+  let path = q === -1 ? url : url.slice(0, q);
+  if (path.includes('%')) path = decodePath(path);
+  if (!hostRouting) return path;
+  const host = req.headers.host ?? '';
+  const end = host.startsWith('[') ? host.indexOf(']') + 1 : host.indexOf(':');
+  return '/' + (end <= 0 ? host : host.slice(0, end)) + path;
+}
+
+/** host:port for a URL; the wildcard addresses become loopback, which is where a local client reaches them. */
+function shownAddress(server: Server): string {
+  const address = server.address() as AddressInfo;
+  const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
+  return `${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}
+
+function listen(server: Server, port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new ConfigError(`cannot listen on ${host || '*'}:${port}: ${err.message}`)));
+    server.listen({ port, host: host === '' || host === '*' ? undefined : host }, () => resolve(shownAddress(server)));
+  });
+}
+
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
+  const tls = config.sslKey !== undefined && config.sslCert !== undefined;
+  const service = await RouteService.open(config.storageBackend, {
+    hostRouting: config.hostRouting,
+    activityFlushMs: config.activityFlushMs,
+    resyncMs: config.resyncMs,
+    log: log.child({ component: 'routes' }),
+  });
+  const registry = createRegistry('proxy');
+  const metrics = createProxyMetrics(registry, () => service.size);
+  const forwarder = new Forwarder({
+    xForward: !config.noXForward,
+    prependPath: !config.noPrependPath,
+    includePrefix: !config.noIncludePrefix,
+    hostRouting: config.hostRouting,
+    customHeaders: config.customHeaders,
+    proxyTimeoutMs: config.proxyTimeout,
+    clientTimeoutMs: config.timeout,
+    frameAncestors: config.frameAncestors,
+    publicTls: tls,
+  });
+  const errorPages = new ErrorPages(config.errorTarget, config.errorPath, log);
+  const upgraded = new Set<Duplex>();
+
+  if (config.defaultTarget) await service.add('/', { target: config.defaultTarget });
+
+  const hooksFor = (entry: RouteEntry, failed: (err: Error) => void): ForwardHooks => ({
+    activity: () => service.touch(entry),
+    failed,
+  });
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    res.on('finish', () => metrics.request(res.statusCode, (performance.now() - started) / 1000));
+    if (req.url === '/_chp_healthz') {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 15 }).end('{"status":"OK"}');
+      return;
+    }
+    let entry: RouteEntry | undefined;
+    try {
+      entry = service.match(routingPath(req, config.hostRouting));
+    } catch (err) {
+      const body = (err as Error).message + '\n';
+      res.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }).end(body);
+      return;
+    }
+    if (!entry) {
+      errorPages.send(404, req, res);
+      return;
+    }
+    forwarder.web(
+      req,
+      res,
+      entry.prefix,
+      entry.target,
+      hooksFor(entry, (err) => {
+        log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message }, 'target unreachable: 503');
+        errorPages.send(503, req, res);
+      }),
+    );
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    let entry: RouteEntry | undefined;
+    try {
+      entry = service.match(routingPath(req, config.hostRouting));
+    } catch (err) {
+      replyOnSocket(socket, 400, (err as Error).message);
+      return;
+    }
+    if (!entry) {
+      replyOnSocket(socket, 404, 'no route matches this address');
+      return;
+    }
+    upgraded.add(socket);
+    metrics.websocketOpened();
+    socket.once('close', () => {
+      upgraded.delete(socket);
+      metrics.websocketClosed();
+    });
+    forwarder.ws(
+      req,
+      socket,
+      head,
+      entry.prefix,
+      entry.target,
+      hooksFor(entry, (err) => {
+        log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message }, 'target unreachable (upgrade): 503');
+        replyOnSocket(socket, 503, 'the upstream service is unavailable');
+      }),
+    );
+  };
+
+  const publicServer: Server = tls
+    ? createHttpsServer(
+        { key: readFileSync(config.sslKey!), cert: readFileSync(config.sslCert!), ca: config.sslCa ? readFileSync(config.sslCa) : undefined },
+        onRequest,
+      )
+    : createHttpServer(onRequest);
+  publicServer.keepAliveTimeout = config.keepAliveTimeout;
+  publicServer.headersTimeout = Math.max(60_000, config.keepAliveTimeout + 1000);
+  publicServer.on('upgrade', onUpgrade);
+  refuseConnect(publicServer);
+
+  const handleApi = apiHandler(service, config.authToken, log.child({ component: 'api' }));
+  const apiServer = createHttpServer((req, res) => {
+    res.on('finish', () => metrics.apiRequest(res.statusCode));
+    handleApi(req, res);
+  });
+  refuseConnect(apiServer);
+
+  const servers: Server[] = [];
+  try {
+    const publicAddress = await listen(publicServer, config.port, config.ip);
+    servers.push(publicServer);
+    const apiAddress = await listen(apiServer, config.apiPort, config.apiIp);
+    servers.push(apiServer);
+    let metricsUrl: string | undefined;
+    if (config.metricsPort !== undefined) {
+      const metricsServer = await serveMetrics(registry, config.metricsPort, config.metricsIp);
+      servers.push(metricsServer);
+      metricsUrl = `http://${shownAddress(metricsServer)}/metrics`;
+    }
+    const publicUrl = `${tls ? 'https' : 'http'}://${publicAddress}`;
+    const apiUrl = `http://${apiAddress}`;
+    log.info({ publicUrl, apiUrl, metricsUrl, routes: service.size, storage: config.storageBackend.replace(/\/\/[^@/]*@/, '//***@') }, 'proxy listening');
+
+    let closing: Promise<void> | undefined;
+    return {
+      routes: new LocalRouteTableClient(service),
+      publicUrl,
+      apiUrl,
+      metricsUrl,
+      metrics: registry,
+      close() {
+        closing ??= (async () => {
+          const closed = Promise.all(servers.map((server) => closeServer(server, CLOSE_GRACE_MS)));
+          // An open WebSocket never "finishes": end them now rather than wait out the grace period.
+          for (const socket of upgraded) socket.destroy();
+          await closed;
+          forwarder.close();
+          await service.close();
+          log.info('proxy stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await Promise.all(servers.map((server) => closeServer(server, 0)));
+    forwarder.close();
+    await service.close();
+    throw err;
+  }
+}

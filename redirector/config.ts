@@ -1,0 +1,82 @@
+/** `nbpool redirector` options: one typed spec, parsed by shared/config.ts. */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { checks, parseConfig, type ConfigValues } from '../shared/config.js';
+import { ConfigError, HttpError } from '../shared/errors.js';
+import { normalizeNodeUrl } from './nodes.js';
+
+export const redirectorOptionSpecs = {
+  ip: { type: 'string', default: '0.0.0.0', help: 'address of the public link', metavar: 'IP' },
+  port: { type: 'int', default: 9000, min: 0, max: 65535, help: 'port of the public link (0: any free port)', metavar: 'PORT', check: checks.port },
+  adminIp: { type: 'string', default: '127.0.0.1', help: 'address of the admin API and /metrics', metavar: 'IP' },
+  adminPort: { type: 'int', default: 9001, min: 0, max: 65535, help: 'port of the admin API and /metrics', metavar: 'PORT', check: checks.port },
+  node: { type: 'list', help: 'a node (proxy + orchestrator) base URL; repeatable', metavar: 'URL' },
+  statsPeriod: { type: 'number', default: 2, min: 0.05, max: 3600, help: "seconds between polls of each node's /api/stats", metavar: 'SECONDS' },
+  statsTimeout: { type: 'number', default: 2, min: 0.05, max: 600, help: 'seconds before a poll that has not answered marks its node down', metavar: 'SECONDS' },
+  spawnTimeout: { type: 'number', default: 15, min: 0.1, max: 600, help: "seconds to wait for a node's POST /api/spawn", metavar: 'SECONDS' },
+  retryAfter: { type: 'int', default: 5, min: 1, max: 3600, help: 'Retry-After seconds when every node is full or down', metavar: 'SECONDS' },
+  stateStore: {
+    type: 'string',
+    env: 'NBPOOL_REDIRECTOR_STORE',
+    help: 'where the node list persists: file:///path.json, redis://host:port or memory: [default file://$PWD/.nbpool/redirector-nodes.json]',
+    metavar: 'URL',
+  },
+  corsOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for /api/spawn and /api/stats ("" for none)', metavar: 'ORIGIN' },
+  frameAncestors: { type: 'string', default: '*', help: 'CSP frame-ancestors: which pages may embed the link in an iframe', metavar: 'SOURCES' },
+  logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], help: 'log level' },
+} as const;
+
+export type RedirectorOptions = ConfigValues<typeof redirectorOptionSpecs>;
+
+/** A node as given by flags, the config file or the admin API: its URL and, optionally, its id. */
+export interface NodeSpec {
+  url: string;
+  id?: string;
+}
+
+export interface RedirectorConfig extends RedirectorOptions {
+  /** Nodes from --node and the config file's `nodes`, added to the persisted list at start. */
+  nodes: NodeSpec[];
+  stateStore: string;
+  /** ADMIN_AUTH_TOKEN; without it the admin API is open (bind it to loopback). */
+  adminToken: string | undefined;
+}
+
+export const DEFAULT_STORE_FILE = '.nbpool/redirector-nodes.json';
+
+/** The config file's `nodes`: a list of URLs or of `{"url": ..., "id": ...}`. */
+function fileNodes(value: unknown, source: string): NodeSpec[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new ConfigError(`${source}: "nodes" must be a list of URLs or {"url", "id"} objects`);
+  return value.map((entry, i) => {
+    if (typeof entry === 'string') return { url: entry };
+    if (typeof entry === 'object' && entry !== null && typeof (entry as NodeSpec).url === 'string') {
+      const { url, id } = entry as { url: string; id?: unknown };
+      if (id !== undefined && typeof id !== 'string') throw new ConfigError(`${source}: nodes[${i}].id must be a string`);
+      return id === undefined ? { url } : { url, id };
+    }
+    throw new ConfigError(`${source}: nodes[${i}] must be a URL or {"url": ..., "id": ...}`);
+  });
+}
+
+export function parseRedirectorConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): { config: RedirectorConfig; help: boolean } {
+  const { values, positionals, help, file } = parseConfig(redirectorOptionSpecs, argv, env, ['nodes']);
+  if (positionals.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])} (nodes are given with --node URL)`);
+  const nodes = [...fileNodes(file.nodes, 'config file'), ...values.node.map((url) => ({ url }))];
+  for (const node of nodes) {
+    try {
+      normalizeNodeUrl(node.url);
+    } catch (err) {
+      throw err instanceof HttpError ? new ConfigError(err.message) : err;
+    }
+  }
+  return {
+    help,
+    config: {
+      ...values,
+      nodes,
+      stateStore: values.stateStore ?? pathToFileURL(resolve(cwd, DEFAULT_STORE_FILE)).href,
+      adminToken: env.ADMIN_AUTH_TOKEN || undefined,
+    },
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * Extra Docker hosts for tests: each a dockerd of its own in a network namespace, with its own
+ * address on a veth pair (10.251.N.2, host side 10.251.N.1), reached over tcp://10.251.N.2:2375.
+ * Names, subnets and directories are unique to the run so parallel runs never collide. Recipe
+ * from DEVELOPERS.md / docker-here.md: `nsenter --net` (not `ip netns exec`, which remounts /sys
+ * and breaks the engine's cgroups). Needs root. Stop removes the engine's containers (8 at a time),
+ * stops dockerd by its pidfile and deletes the veth, the namespace and the directories.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { waitFor } from './net.js';
+
+const exec = promisify(execFile);
+
+export interface DockerHost {
+  name: string;
+  /** The host's own address; its containers publish their ports here. */
+  address: string;
+  /** For DOCKER_HOST. */
+  dockerHost: string;
+  docker: Docker;
+  /** The engine's log so far (for failure messages). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+async function sh(cmd: string, args: string[]): Promise<void> {
+  try {
+    await exec(cmd, args);
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+  }
+}
+
+/** Third octets of 10.251.N.0/24 already on some interface here (another run's hosts). */
+function subnetsInUse(): Set<number> {
+  const used = new Set<number>();
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) {
+      const m = /^10\.251\.(\d+)\./.exec(a.address);
+      if (m) used.add(Number(m[1]));
+    }
+  }
+  return used;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function startHost(run: string, index: number, subnet: number): Promise<DockerHost> {
+  const name = `nbp-${run}-${index}`;
+  const outside = `nb${run}${index}o`;
+  const inside = `nb${run}${index}i`;
+  const address = `10.251.${subnet}.2`;
+  const dir = `/tmp/nbh-${run}-${index}`;
+  const pidfile = `${dir}/docker.pid`;
+  const logPath = `${dir}/dockerd.log`;
+  mkdirSync(`${dir}/data`, { recursive: true });
+  mkdirSync(`${dir}/exec`, { recursive: true });
+
+  const cleanupNetwork = async () => {
+    await exec('ip', ['link', 'del', outside]).catch(() => undefined);
+    await exec('ip', ['netns', 'del', name]).catch(() => undefined);
+  };
+  const stopEngine = async () => {
+    if (!existsSync(pidfile)) return;
+    const pid = Number(readFileSync(pidfile, 'utf8').trim());
+    if (!pid || !pidAlive(pid)) return;
+    process.kill(pid, 'SIGTERM');
+    try {
+      await waitFor(() => !pidAlive(pid), { timeoutMs: 30_000, intervalMs: 100, what: `dockerd ${name} to stop` });
+    } catch {
+      process.kill(pid, 'SIGKILL');
+    }
+  };
+
+  try {
+    await sh('ip', ['netns', 'add', name]);
+    await sh('ip', ['link', 'add', outside, 'type', 'veth', 'peer', 'name', inside]);
+    await sh('ip', ['link', 'set', inside, 'netns', name]);
+    await sh('ip', ['addr', 'add', `10.251.${subnet}.1/24`, 'dev', outside]);
+    await sh('ip', ['link', 'set', outside, 'up']);
+    const inNs = (args: string[]) => sh('nsenter', [`--net=/var/run/netns/${name}`, 'ip', ...args]);
+    await inNs(['addr', 'add', `${address}/24`, 'dev', inside]);
+    await inNs(['link', 'set', inside, 'up']);
+    await inNs(['link', 'set', 'lo', 'up']);
+
+    const logFd = openSync(logPath, 'a');
+    const child = spawn(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${name}`,
+        'dockerd',
+        '-H', `tcp://${address}:2375`,
+        '-H', `unix://${dir}/docker.sock`,
+        '--data-root', `${dir}/data`,
+        '--exec-root', `${dir}/exec`,
+        '--pidfile', pidfile,
+        '--bip', `172.30.${subnet}.1/24`,
+      ],
+      { detached: true, stdio: ['ignore', logFd, logFd] },
+    );
+    child.unref();
+    closeSync(logFd);
+  } catch (err) {
+    await stopEngine();
+    await cleanupNetwork();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const docker = new Docker({ host: address, port: 2375 });
+  const host: DockerHost = {
+    name,
+    address,
+    dockerHost: `tcp://${address}:2375`,
+    docker,
+    log: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : ''),
+    async stop() {
+      try {
+        const containers = await docker.listContainers({ all: true });
+        for (let i = 0; i < containers.length; i += 8) {
+          await Promise.allSettled(containers.slice(i, i + 8).map((c) => docker.getContainer(c.Id).remove({ force: true })));
+        }
+      } catch {
+        // The engine may be gone already; stopping it below is what matters.
+      }
+      await stopEngine();
+      await cleanupNetwork();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitFor(() => docker.ping().then(() => true), { timeoutMs: 90_000, intervalMs: 250, what: `dockerd ${name} at ${address}` });
+  } catch (err) {
+    const log = host.log().split('\n').slice(-10).join('\n');
+    await host.stop();
+    throw new Error(`${(err as Error).message}\n${log}`);
+  }
+  return host;
+}
+
+/**
+ * Starts `count` Docker hosts in parallel (15-25 s each here) and loads `images` from the local
+ * engine into each. On any failure the hosts already started are stopped.
+ */
+export async function startDockerHosts(count: number, images: readonly string[]): Promise<DockerHost[]> {
+  const run = randomBytes(2).toString('hex');
+  const used = subnetsInUse();
+  const subnets: number[] = [];
+  for (let n = 1 + (parseInt(run, 16) % 200); subnets.length < count; n = (n % 250) + 1) if (!used.has(n)) subnets.push(n);
+
+  const tar = `/tmp/nbh-${run}-images.tar`;
+  const saved = exec('docker', ['save', '-o', tar, ...images], { maxBuffer: 1 << 20 });
+  const started = await Promise.allSettled(subnets.map((subnet, i) => startHost(run, i, subnet)));
+  const hosts = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  try {
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    await saved;
+    await Promise.all(hosts.map((h) => sh('docker', ['-H', h.dockerHost, 'load', '-q', '-i', tar])));
+    return hosts;
+  } catch (err) {
+    await Promise.all(hosts.map((h) => h.stop()));
+    throw err;
+  } finally {
+    await saved.catch(() => undefined);
+    rmSync(tar, { force: true });
+  }
+}

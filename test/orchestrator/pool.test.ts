@@ -1,0 +1,177 @@
+/** Pure unit tests of the pool state machine: no I/O, time passed in. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PoolCore, PoolError, type PoolLimits } from '../../orchestrator/pool.js';
+
+const limits = (over: Partial<PoolLimits> = {}): PoolLimits => ({
+  maxContainers: 10,
+  maxParallelStarts: 4,
+  queueLimit: 5,
+  backoffBaseMs: 100,
+  backoffMaxMs: 1000,
+  ...over,
+});
+
+let seq = 0;
+function fill(core: PoolCore, pool: string, n: number, now = 0): string[] {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = `c${seq++}`;
+    core.starting(pool, id, now);
+    core.created(id);
+    core.admitted(id);
+    ids.push(id);
+  }
+  return ids;
+}
+
+test('start plan wants pool size warm, bounded by parallel starts and the cap', () => {
+  const core = new PoolCore([{ name: 'a', size: 6 }], limits({ maxParallelStarts: 4 }));
+  assert.equal(core.startPlan(0).get('a'), 4);
+  for (let i = 0; i < 4; i++) core.starting('a', `s${i}`, 0);
+  assert.equal(core.startPlan(0).get('a'), undefined, 'all engine slots busy');
+  core.created('s0');
+  core.created('s1');
+  assert.equal(core.startPlan(0).get('a'), 2, 'probing does not hold an engine slot; 2 more to reach 6');
+  const capped = new PoolCore([{ name: 'a', size: 6 }], limits({ maxContainers: 3 }));
+  assert.equal(capped.startPlan(0).get('a'), 3);
+});
+
+test('only admitted containers are warm; a claim is replaced at once', () => {
+  const core = new PoolCore([{ name: 'a', size: 2 }], limits());
+  core.starting('a', 'x', 0);
+  assert.equal(core.claim('a', 0), undefined, 'starting containers are not handed out');
+  core.created('x');
+  core.admitted('x');
+  fill(core, 'a', 1);
+  assert.deepEqual(core.startPlan(0).size, 0);
+  const claimed = core.claim('a', 5)!;
+  assert.equal(claimed.state, 'claimed');
+  assert.equal(claimed.claimedAt, 5);
+  assert.equal(core.startPlan(5).get('a'), 1, 'the claimed container is replaced');
+  assert.equal(core.figures('a', 5).claimed, 1);
+});
+
+test('cap counts warm + claimed + starting but not removing', () => {
+  const core = new PoolCore([{ name: 'a', size: 3 }], limits({ maxContainers: 4 }));
+  const ids = fill(core, 'a', 3);
+  core.claim('a', 0);
+  core.claim('a', 0);
+  assert.equal(core.startPlan(0).get('a'), 1, '2 claimed + 1 warm: one more fits under 4');
+  core.claim('a', 0);
+  core.starting('a', 'n1', 0);
+  assert.equal(core.startPlan(0).size, 0, 'at cap');
+  core.removing(ids[0]!);
+  assert.equal(core.startPlan(0).get('a'), 1, 'a removing container frees its place');
+});
+
+test('waiters are served in arrival order and the queue is bounded', () => {
+  const core = new PoolCore([{ name: 'a', size: 1 }], limits({ queueLimit: 2 }));
+  core.enqueue({ id: 'w1', pool: 'a', enqueuedAt: 0, deadline: 100 });
+  core.enqueue({ id: 'w2', pool: 'a', enqueuedAt: 1, deadline: 100 });
+  assert.throws(() => core.enqueue({ id: 'w3', pool: 'a', enqueuedAt: 2, deadline: 100 }), (e: unknown) => e instanceof PoolError && e.kind === 'queue-full');
+  assert.equal(core.startPlan(0).get('a'), 3, 'size plus one per waiter');
+  fill(core, 'a', 1);
+  assert.equal(core.claim('a', 0), undefined, 'a newcomer does not jump the line');
+  const served = core.serveWaiters(3);
+  assert.deepEqual(served.map((s) => s.waiter.id), ['w1']);
+  assert.equal(core.position('w2', 'a'), 0);
+  fill(core, 'a', 2);
+  assert.deepEqual(core.serveWaiters(4).map((s) => s.waiter.id), ['w2']);
+  assert.ok(core.claim('a', 5), 'line empty: claims go straight through');
+});
+
+test('waiters past their deadline are expired and dropped', () => {
+  const core = new PoolCore([{ name: 'a', size: 0 }], limits());
+  core.enqueue({ id: 'w1', pool: 'a', enqueuedAt: 0, deadline: 10 });
+  core.enqueue({ id: 'w2', pool: 'a', enqueuedAt: 0, deadline: 50 });
+  assert.deepEqual(core.expireWaiters(20).map((w) => w.id), ['w1']);
+  assert.equal(core.totals().waiting, 1);
+  assert.ok(core.dropWaiter('w2', 'a'));
+  assert.equal(core.totals().waiting, 0);
+});
+
+test('failures back off exponentially up to the maximum and reset on success', () => {
+  const core = new PoolCore([{ name: 'a', size: 2 }], limits({ backoffBaseMs: 100, backoffMaxMs: 1000 }));
+  const fail = (id: string, now: number) => {
+    core.starting('a', id, now);
+    core.failed(id, now);
+    core.removed(id);
+  };
+  fail('f1', 0);
+  assert.equal(core.figures('a', 0).backoffUntil, 100);
+  assert.equal(core.startPlan(50).size, 0, 'backing off');
+  assert.equal(core.startPlan(100).get('a'), 2);
+  fail('f2', 100);
+  assert.equal(core.figures('a', 100).backoffUntil, 300);
+  fail('f3', 300);
+  fail('f4', 300);
+  fail('f5', 300);
+  fail('f6', 300);
+  assert.equal(core.figures('a', 300).backoffUntil, 1300, 'capped at the maximum');
+  assert.equal(core.figures('a', 300).failures, 6);
+  fill(core, 'a', 1, 2000);
+  assert.equal(core.figures('a', 2000).backoffUntil, undefined, 'a success ends the streak');
+});
+
+test('cull plan: idle claimed containers and over-age containers', () => {
+  const core = new PoolCore([{ name: 'a', size: 3 }], limits());
+  const [busy, idle, fresh] = fill(core, 'a', 3, 0);
+  for (const _ of [1, 2]) core.claim('a', 100);
+  const activity = new Map([[busy!, 900]]);
+  const plan = core.cullPlan(1000, activity, 500, 0);
+  assert.deepEqual(plan, [{ id: idle, reason: 'idle' }], 'busy had activity at 900; the warm one is never idle-culled');
+  assert.deepEqual(
+    core.cullPlan(5000, activity, 0, 4000).map((p) => p.reason),
+    ['max-age', 'max-age', 'max-age'],
+  );
+  assert.equal(core.get(fresh!)!.state, 'warm');
+});
+
+test('trim: resize down removes surplus warm; drain removes all warm', () => {
+  const core = new PoolCore([{ name: 'a', size: 3 }], limits());
+  fill(core, 'a', 3);
+  assert.deepEqual(core.trimPlan(), []);
+  core.resize('a', 1);
+  assert.equal(core.trimPlan().length, 2);
+  core.setDraining('a', true);
+  assert.equal(core.trimPlan().length, 3);
+  assert.throws(() => core.claim('a', 0), (e: unknown) => e instanceof PoolError && e.kind === 'draining');
+  assert.equal(core.startPlan(0).size, 0, 'a draining pool is not refilled');
+});
+
+test('refresh replaces old warm containers one for one as new ones arrive', () => {
+  const core = new PoolCore([{ name: 'a', size: 2 }], limits());
+  const old = fill(core, 'a', 2);
+  core.refresh('a');
+  assert.deepEqual(core.trimPlan(), [], 'old ones keep serving until replacements are warm');
+  assert.equal(core.startPlan(0).get('a'), 2, 'two new-generation containers');
+  fill(core, 'a', 1);
+  assert.deepEqual(core.trimPlan(), [old[0]]);
+  core.removing(old[0]!);
+  const claimed = core.claim('a', 1)!;
+  assert.equal(claimed.id, old[1], 'old generation handed out first');
+});
+
+test('adoption: known pools only, no duplicates, claimed state kept', () => {
+  const core = new PoolCore([{ name: 'a', size: 1 }], limits());
+  assert.ok(core.adopt({ id: 'x', pool: 'a', state: 'claimed', createdAt: 1, claimedAt: 2 }));
+  assert.ok(!core.adopt({ id: 'x', pool: 'a', state: 'claimed', createdAt: 1 }));
+  assert.ok(!core.adopt({ id: 'y', pool: 'nope', state: 'warm', createdAt: 1 }));
+  assert.ok(core.adopt({ id: 'z', pool: 'a', state: 'starting', createdAt: 1 }));
+  assert.equal(core.startPlan(0).size, 0, 'the adopted starting one counts toward the pool');
+  assert.equal(core.figures('a', 0).claimed, 1);
+});
+
+test('unknown pools are a clear error', () => {
+  const core = new PoolCore([{ name: 'a', size: 1 }], limits());
+  assert.throws(() => core.claim('b', 0), /no pool named "b"/);
+  assert.throws(() => core.resize('a', -1), RangeError);
+});
+
+test('start slots are shared round-robin between pools', () => {
+  const core = new PoolCore([{ name: 'a', size: 10 }, { name: 'b', size: 10 }], limits({ maxParallelStarts: 4, maxContainers: 100 }));
+  const plan = core.startPlan(0);
+  assert.equal(plan.get('a'), 2);
+  assert.equal(plan.get('b'), 2);
+});

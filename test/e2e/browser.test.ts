@@ -1,6 +1,7 @@
 // A visitor in a real browser (Debian's Chromium through playwright-core) opens a publisher's page
 // on another site; the page embeds the stable link (redirector) in an iframe. Behind the link: a
-// node (proxy + orchestrator) keeping warm containers of the REAL Jupyter Notebook 6.4 image.
+// node (`nbpool up`: proxy + orchestrator) keeping warm containers of the REAL Jupyter Notebook 6.4
+// image.
 // Screenshots go to test-artifacts/.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -73,8 +74,8 @@ async function screenshotAll(testName: string): Promise<void> {
 before(async () => {
   await requireImage(JUPYTER_IMAGE);
   mkdirSync(artifacts, { recursive: true });
-  const [proxyPort, apiPort, orchestratorPort, adminPort, redirectorPort, redirectorAdminPort] = await Promise.all(
-    Array.from({ length: 6 }, () => freePort()),
+  const [proxyPort, apiPort, adminPort, redirectorPort, redirectorAdminPort] = await Promise.all(
+    Array.from({ length: 5 }, () => freePort()),
   );
 
   const link = `http://127.0.0.1:${redirectorPort}/`;
@@ -89,21 +90,11 @@ before(async () => {
   publisherUrl = `http://${PUBLISHER_HOST}:${publisherPort}`;
 
   const env = { CONFIGPROXY_AUTH_TOKEN: proxyToken, ADMIN_AUTH_TOKEN: randomBytes(16).toString('hex'), NBPOOL_LOG_LEVEL: 'warn' };
-  programs.push(startProgram([
-    'proxy', '--ip', '127.0.0.1', '--port', String(proxyPort), '--api-ip', '127.0.0.1', '--api-port', String(apiPort),
-    '--default-target', `http://127.0.0.1:${orchestratorPort}`, '--frame-ancestors', publisherUrl,
-  ], env));
-  // The orchestrator registers its routes at start, so the proxy answers first.
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${proxyPort}/_chp_healthz`)).ok || undefined, {
-    timeoutMs: 30_000,
-    intervalMs: 100,
-    what: 'the proxy',
-  });
   programs.push(
     startProgram([
-      'orchestrator', '--ip', '127.0.0.1', '--port', String(orchestratorPort), '--admin-port', String(adminPort),
-      '--configproxy-endpoint', `http://127.0.0.1:${apiPort}`, '--image', JUPYTER_IMAGE, '--command', JUPYTER_COMMAND,
-      '--pool-size', '3', '--instance', instance,
+      'up', '--ip', '127.0.0.1', '--port', String(proxyPort), '--api-port', String(apiPort), '--admin-port', String(adminPort),
+      '--frame-ancestors', publisherUrl, '--image', JUPYTER_IMAGE, '--command', JUPYTER_COMMAND, '--pool-size', '3',
+      '--instance', instance,
     ], env),
     startProgram([
       'redirector', '--ip', '127.0.0.1', '--port', String(redirectorPort), '--admin-ip', '127.0.0.1',

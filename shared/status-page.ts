@@ -124,7 +124,7 @@ function render(stats, samples) {
       Object.entries(stats.pools).map(([n, p]) => '<tr><td>' + esc(n) + '</td><td>' + esc(p.image) + '</td><td>' + p.size + '</td><td>' + p.warm + '</td><td>' + p.claimed +
         '</td><td>' + p.starting + '</td><td>' + p.waiting + '</td><td>' + p.failures + '</td><td>' + (p.draining ? '<span class="draining">draining</span>' : p.backoff_until ? '<span class="down">backing off</span>' : '<span class="up">ok</span>') + '</td></tr>').join('');
   } else if (stats.nodes) {
-    const t = stats.totals || {};
+    const t = stats;
     tiles.push(tile('nodes up', stats.nodes.filter((n) => n.up).length + ' / ' + stats.nodes.length), tile('room', t.room ?? '–'),
       tile('available', t.available ?? '–'), tile('capacity', t.capacity ?? '–'), tile('sent / min', sumOver(samples, 'sent', 60000)));
     document.getElementById('table-title').textContent = 'Nodes';

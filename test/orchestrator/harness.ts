@@ -1,6 +1,8 @@
 /**
- * Test harness: a real configurable-http-proxy (wire-compatible with ours) on loopback ephemeral
- * ports, and the orchestrator on the real Docker engine with a unique instance per test.
+ * Test harness: a real proxy process on loopback ephemeral ports, driven over its REST API, and the
+ * orchestrator on the real Docker engine with a unique instance per test. The proxy is ours
+ * (`nbpool proxy`), or configurable-http-proxy 5.3 with NBPOOL_TEST_PROXY=chp: the two are
+ * wire-compatible, and the suite passes against both.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,12 +28,19 @@ export interface TestProxy {
 }
 
 const CHP = fileURLToPath(new URL('../../node_modules/.bin/configurable-http-proxy', import.meta.url));
+const NBPOOL = fileURLToPath(new URL('../../cli/nbpool.ts', import.meta.url));
+
+function proxyCommand(): [string, string[]] {
+  if (process.env.NBPOOL_TEST_PROXY === 'chp') return [CHP, []];
+  return [process.execPath, ['--import', 'tsx', NBPOOL, 'proxy']];
+}
 
 export async function startProxy(): Promise<TestProxy> {
   const token = randomBytes(16).toString('hex');
   for (let attempt = 0; ; attempt++) {
     const [port, apiPort] = [await freePort(), await freePort()];
-    const child: ChildProcess = spawn(CHP, ['--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort), '--log-level', 'warn', '--no-x-forward'], {
+    const [command, prefix] = proxyCommand();
+    const child: ChildProcess = spawn(command, [...prefix, '--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort), '--log-level', 'warn', '--no-x-forward'], {
       env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: token },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -39,7 +48,7 @@ export async function startProxy(): Promise<TestProxy> {
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const routes = new HttpRouteTableClient(`http://127.0.0.1:${apiPort}`, token);
     try {
-      await waitFor(() => routes.getRoutes().then(() => true), { timeoutMs: 10_000, what: 'configurable-http-proxy' });
+      await waitFor(() => routes.getRoutes().then(() => true), { timeoutMs: 15_000, what: `proxy (${command})` });
     } catch (err) {
       child.kill('SIGKILL');
       if (attempt < 2) continue;

@@ -47,6 +47,8 @@ before(async () => {
   await requireImage(TINY_IMAGE);
   await requireImage('nbpool/node:20');
   await requireImage('nbpool/redis:latest');
+  // The image is built from dist/: compile it when the sources are newer (as npm test does).
+  await run('bash', ['scripts/ensure.sh', 'deps'], { cwd: root, timeout: 120_000 });
   for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
   env = {
     ...process.env,

@@ -162,4 +162,11 @@ stackTest('compose stack: stop (SIGTERM) exits cleanly, keeps the visitor contai
     return res.status === 200 ? ((await res.json()) as { base_url: string }) : undefined;
   }, { timeoutMs: 30_000, intervalMs: 250, what: 'the visitor route again after the restart' });
   assert.equal(whoami.base_url, `${claimedPath}/`, 'the same container serves the visitor after the restart');
+  // Routes live in Redis, so the route alone proves little: the new orchestrator counts the
+  // visitor's container as claimed (adopted by its labels), not as one to replace.
+  const stats = await waitFor(async () => {
+    const res = await fetch(`${base}/api/stats`);
+    return res.ok && res.headers.get('content-type')?.includes('json') ? ((await res.json()) as { claimed: number }) : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 250, what: 'the restarted orchestrator' });
+  assert.equal(stats.claimed, 1, 'the restarted orchestrator adopted the claimed container');
 });

@@ -4,6 +4,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
@@ -17,6 +20,8 @@ const project = `nbpoolcompose${suffix}`;
 const instance = `compose-test-${suffix}`;
 const ports = { public: 0, api: 0, orchestrator: 0, admin: 0, redis: 0, redirector: 0, redirectorAdmin: 0 };
 let env: NodeJS.ProcessEnv = {};
+/** The orchestrator's config file (NBPOOL_ORCHESTRATOR_CONFIG): visitors land on /lab. */
+const configDir = mkdtempSync(join(tmpdir(), 'nbpool-compose-'));
 let started = false;
 let failed = false;
 /** The route of the visitor claimed below, e.g. /user/abc...; checked again after a restart. */
@@ -50,8 +55,10 @@ before(async () => {
   // The image is built from dist/: compile it when the sources are newer (as npm test does).
   await run('bash', ['scripts/ensure.sh', 'deps'], { cwd: root, timeout: 120_000 });
   for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
+  writeFileSync(join(configDir, 'orchestrator.json'), JSON.stringify({ redirectUri: '/lab' }));
   env = {
     ...process.env,
+    NBPOOL_ORCHESTRATOR_CONFIG: join(configDir, 'orchestrator.json'),
     CONFIGPROXY_AUTH_TOKEN: randomBytes(16).toString('hex'),
     ADMIN_AUTH_TOKEN: randomBytes(16).toString('hex'),
     NBPOOL_IP: '127.0.0.1',
@@ -84,6 +91,7 @@ before(async () => {
 }, { timeout: 150_000 });
 
 after(async () => {
+  rmSync(configDir, { recursive: true, force: true });
   if (!started) return;
   try {
     const { stdout } = await compose(['logs', '--no-color', '--tail=40'], 20_000);
@@ -125,7 +133,7 @@ stackTest('compose stack: a visitor follows the stable link and claims a contain
   }, { timeoutMs: 45_000, intervalMs: 250, what: 'a claim (302 from /spawn)' });
   assert.ok(location, 'redirect location');
   const target = new URL(location, base);
-  assert.match(target.pathname, /^\/user\/[A-Za-z0-9_-]{21,}\//);
+  assert.match(target.pathname, /^\/user\/[A-Za-z0-9_-]{21,}\/lab$/, 'the redirect URI from the config file');
 
   const page = await waitFor(async () => {
     const res = await fetch(target);

@@ -655,6 +655,16 @@ export class Orchestrator {
     };
   }
 
+  /**
+   * Where a returning visitor (known by the id in their cookie) goes: back into their own container
+   * while it is still theirs, so reloading an embedding page does not take a second container.
+   */
+  returningVisitorUrl(id: string, context: ClaimContext): string | undefined {
+    const container = this.core.get(id);
+    if (container?.state !== 'claimed') return undefined;
+    return this.visitorUrl(id, this.poolOf(container.pool), context, this.info.get(id)?.token);
+  }
+
   private visitorUrl(id: string, pool: PoolConfig, context: ClaimContext, token: string | undefined): string {
     const path = context.path && context.path !== '/' ? context.path : pool.redirectUri;
     const params = new URLSearchParams(context.query);

@@ -39,7 +39,8 @@ async function poll() {
     try { res = await fetch(${JSON.stringify(`/api/wait/${ticket}`)}, { cache: 'no-store' }); }
     catch { await new Promise((r) => setTimeout(r, 1000)); continue; }
     const body = await res.json().catch(() => ({}));
-    if (body.url) { location.replace(body.url); return; }
+    // Through the ticket URL, not straight to body.url: its redirect sets the visitor's cookie.
+    if (body.ready) { location.replace(${JSON.stringify(retryUrl)}); return; }
     if (res.status !== 200) { status.textContent = body.message || 'No container became free in time. Please try again in a little while.'; return; }
     status.textContent = body.position > 0 ? 'You are number ' + (body.position + 1) + ' in line.' : 'You are next.';
   }

@@ -14,6 +14,7 @@ import { BadRequest, Forbidden, HttpError, MethodNotAllowed, NotFound } from '..
 import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
+import { affinityCookie, readCookie } from '../shared/cookies.js';
 import { statusPageHtml } from '../shared/status-page.js';
 import type { RouteTableClient } from '../shared/types.js';
 import type { ContainerBackend } from './backend.js';
@@ -59,10 +60,13 @@ function sendHtml(res: ServerResponse, status: number, html: string, headers: Re
   res.end(html);
 }
 
-function redirect(res: ServerResponse, location: string): void {
-  res.writeHead(302, { Location: location, 'Cache-Control': 'no-store', 'Content-Length': 0 });
+function redirect(res: ServerResponse, location: string, headers: Record<string, string> = {}): void {
+  res.writeHead(302, { ...headers, Location: location, 'Cache-Control': 'no-store', 'Content-Length': 0 });
   res.end();
 }
+
+/** The cookie that brings a returning visitor back to their own container. */
+const VISITOR_COOKIE = 'nbpool_visitor';
 
 function listen(server: Server, port: number, host: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -148,15 +152,20 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
     const context: ClaimContext = { path: rest, query };
     const pool = params.get('pool') ?? undefined;
     const ticket = params.get('ticket');
+    const returning = readCookie(req, VISITOR_COOKIE);
+    const ownUrl = returning && !ticket ? orch.returningVisitorUrl(returning, context) : undefined;
+    if (ownUrl) return redirect(res, ownUrl);
+    const cookieLife = config.cullMax > 0 ? config.cullMax : 86_400;
+    const claimed = (url: string) => redirect(res, url, { 'Set-Cookie': affinityCookie(req, VISITOR_COOKIE, /^\/user\/([^/?]+)/.exec(url)![1]!, cookieLife) });
     try {
       if (ticket) {
         const view = orch.ticketView(ticket);
-        if (view.state === 'ready') return redirect(res, view.url);
+        if (view.state === 'ready') return claimed(view.url);
         if (view.state === 'waiting') return sendHtml(res, 200, waitingPage(ticket, req.url ?? '/', view.position));
         // Gone (expired or unknown): start over as a new visitor.
       }
       const claim = await orch.claimNow(pool, context);
-      if (claim) return redirect(res, claim.url);
+      if (claim) return claimed(claim.url);
       const id = orch.enqueueTicket(pool, context);
       const retry = new URLSearchParams(query);
       retry.set('ticket', id);

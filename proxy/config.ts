@@ -4,7 +4,7 @@ import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
 
 export const proxyOptionSpecs = {
-  ip: { type: 'string', default: '', help: 'public-facing IP of the proxy (empty: all interfaces)', metavar: 'IP' },
+  ip: { type: 'string', help: 'public-facing IP of the proxy (default: all interfaces)', metavar: 'IP' },
   port: { type: 'int', default: 8000, min: 0, max: 65535, help: 'public-facing port of the proxy', metavar: 'PORT' },
   sslKey: { type: 'string', help: 'TLS key file for the public port', metavar: 'FILE' },
   sslCert: { type: 'string', help: 'TLS certificate file for the public port', metavar: 'FILE' },
@@ -23,12 +23,12 @@ export const proxyOptionSpecs = {
   noXForward: { type: 'boolean', help: "don't add X-Forwarded-* headers to proxied requests" },
   noPrependPath: { type: 'boolean', help: "don't prepend the target's path to proxied requests" },
   noIncludePrefix: { type: 'boolean', help: "don't include the routing prefix in proxied requests" },
-  customHeader: { type: 'list', help: 'header added to proxied requests, k:v (repeatable)', metavar: 'K:V' },
+  customHeader: { type: 'list', splitCommas: false, help: 'header added to proxied requests, k:v (repeatable)', metavar: 'K:V' },
   hostRouting: { type: 'boolean', help: 'use host routing (the host is the first path segment)' },
   timeout: { type: 'int', min: 1, help: 'ms of client inactivity after which a request is dropped', metavar: 'MS' },
   proxyTimeout: { type: 'int', min: 1, help: 'ms to wait for the target to answer before a 503', metavar: 'MS' },
   keepAliveTimeout: { type: 'int', default: 5000, min: 1, help: 'ms an idle keep-alive client connection stays open', metavar: 'MS' },
-  metricsIp: { type: 'string', default: '', help: 'IP of the metrics server', metavar: 'IP' },
+  metricsIp: { type: 'string', help: 'IP of the metrics server (default: all interfaces)', metavar: 'IP' },
   metricsPort: { type: 'int', min: 0, max: 65535, help: 'port of the Prometheus metrics server (default: none)', metavar: 'PORT' },
   storageBackend: {
     type: 'string',

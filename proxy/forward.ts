@@ -8,7 +8,15 @@ import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type In
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { BadRequest, HttpError } from '../shared/errors.js';
 import type { Target } from './route-service.js';
+
+/** The target answered something that cannot be passed on. */
+export class BadGateway extends HttpError {
+  constructor(message: string) {
+    super(502, message);
+  }
+}
 
 export interface ForwardOptions {
   /** Add X-Forwarded-For/Proto/Host/Port (CHP's default; off with --no-x-forward). */
@@ -33,7 +41,10 @@ export interface ForwardOptions {
 /** What a forwarded request reports back: traffic (for last_activity) and failure before any answer. */
 export interface ForwardHooks {
   activity(): void;
-  /** The target could not be reached or did not answer in time; nothing was sent to the client yet. */
+  /**
+   * Nothing was sent to the client yet and nothing will be: the target could not be reached or did
+   * not answer in time (a plain Error: 503), or the exchange cannot be relayed (an HttpError: its status).
+   */
   failed(err: Error): void;
 }
 
@@ -167,7 +178,13 @@ export class Forwarder {
     let answered = false;
 
     const attempt = (retry: boolean) => {
-      upstream = this.send(target, method, path, headers, true);
+      try {
+        upstream = this.send(target, method, path, headers, true);
+      } catch (err) {
+        // node:http refuses what its own parser let in (e.g. some bytes in the path): the client's request is at fault.
+        hooks.failed(new BadRequest(`cannot forward this request: ${(err as Error).message}`));
+        return false;
+      }
       upstream.on('response', (upstreamRes) => {
         answered = true;
         if (res.destroyed || res.headersSent) {
@@ -175,7 +192,14 @@ export class Forwarder {
           return;
         }
         hooks.activity();
-        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, this.responseHeaders(upstreamRes));
+        try {
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, this.responseHeaders(upstreamRes));
+        } catch (err) {
+          // Node refuses to repeat some header the target sent (invalid characters): a bad gateway.
+          upstreamRes.destroy();
+          hooks.failed(new BadGateway(`the target's response cannot be relayed: ${(err as Error).message}`));
+          return;
+        }
         upstreamRes.pipe(res);
         upstreamRes.on('end', hooks.activity);
         // The target died mid-response: close the client's connection now rather than leave it waiting.
@@ -199,8 +223,9 @@ export class Forwarder {
       });
       if (bodyless) upstream.end();
       else req.pipe(upstream);
+      return true;
     };
-    attempt(true);
+    if (!attempt(true)) return;
     // The client went away (or timed out) before the end: abort upstream so no socket leaks.
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
@@ -217,7 +242,13 @@ export class Forwarder {
   /** Forwards a WebSocket (or any) upgrade: handshake through node:http, then a raw two-way pipe. */
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, prefix: string, target: Target, hooks: ForwardHooks): void {
     const path = this.upstreamPath(req.url ?? '/', prefix, target);
-    const upstream = this.send(target, req.method ?? 'GET', path, this.requestHeaders(req, true), false);
+    let upstream: ClientRequest;
+    try {
+      upstream = this.send(target, req.method ?? 'GET', path, this.requestHeaders(req, true), false);
+    } catch (err) {
+      hooks.failed(new BadRequest(`cannot forward this request: ${(err as Error).message}`));
+      return;
+    }
     let upgraded = false;
     const abortHandshake = () => {
       if (!upgraded) upstream.destroy();
@@ -246,8 +277,11 @@ export class Forwarder {
       upstreamSocket.on('error', closeBoth);
       socket.on('close', closeBoth);
       upstreamSocket.on('close', closeBoth);
+      // Frames go out as they come: no Nagle delay on either side, no idle timeout on a live socket.
       upstreamSocket.setNoDelay(true);
       upstreamSocket.setTimeout(0);
+      (socket as Socket).setNoDelay?.(true);
+      (socket as Socket).setTimeout?.(0);
       socket.on('data', hooks.activity);
       upstreamSocket.on('data', hooks.activity);
       socket.pipe(upstreamSocket);

@@ -19,8 +19,15 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   const log = createLogger('proxy', config.logLevel);
-  const proxy = await startProxy(config, log);
+  // Written before listening, so it exists by the time anyone sees the proxy answer.
   if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
+  let proxy;
+  try {
+    proxy = await startProxy(config, log);
+  } catch (err) {
+    if (config.pidFile) rmSync(config.pidFile, { force: true });
+    throw err;
+  }
   onShutdown(log, async () => {
     await proxy.close();
     if (config.pidFile) rmSync(config.pidFile, { force: true });

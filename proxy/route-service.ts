@@ -66,10 +66,21 @@ export function parseTarget(value: unknown): Target {
   };
 }
 
+/** How long an API change waits for the store: a store that is down must not leave the client hanging. */
+export const STORE_TIMEOUT_MS = 5000;
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A store that cannot be reached is the server's trouble, not the client's: 503, route table unchanged. */
 async function storeCall<T>(call: () => Promise<T>): Promise<T> {
   try {
-    return await call();
+    return await withTimeout(call(), STORE_TIMEOUT_MS);
   } catch (err) {
     throw new ServiceUnavailable(`route store unavailable: ${(err as Error).message}`, 1);
   }
@@ -101,6 +112,38 @@ function sanitizeData(data: unknown): Record<string, unknown> {
   return copy;
 }
 
+function isMemory(url: string | undefined): boolean {
+  return url === undefined || url === '' || url === 'memory' || url === 'memory:';
+}
+
+/**
+ * The default, in-memory backend: nothing else reads it and nothing survives a restart, so the
+ * route table itself is the store. A MemoryStore would hold a second copy of every route (about
+ * 40% more memory per route at 100,000 routes) for no reader.
+ */
+class TableOnlyStore<T> implements RecordStore<T> {
+  async get(): Promise<undefined> {
+    return undefined;
+  }
+  async all(): Promise<Map<string, T>> {
+    return new Map();
+  }
+  async put(): Promise<void> {}
+  async putMany(): Promise<void> {}
+  async delete(): Promise<boolean> {
+    return false;
+  }
+  async watch(): Promise<Unsubscribe> {
+    return async () => {};
+  }
+  async close(): Promise<void> {}
+}
+
+/** What the activity flush writes: kept apart from the routes so it can never write a deleted route back. */
+interface ActivityRecord {
+  last_activity: string;
+}
+
 export interface RouteServiceOptions {
   /** The first path segment of every route is a host name (CHP's --host-routing). */
   hostRouting: boolean;
@@ -115,27 +158,38 @@ export class RouteService {
   /** Bumped on every change, so a periodic re-read that raced with one is discarded. */
   private generation = 0;
   private readonly timers: NodeJS.Timeout[] = [];
-  private unwatch: Unsubscribe | undefined;
+  private readonly unwatch: Unsubscribe[] = [];
   private closed = false;
 
   private constructor(
     private readonly store: RecordStore<RouteData>,
+    /** last_activity by route path, written by the coalesced flush only. */
+    private readonly activity: RecordStore<ActivityRecord>,
     private readonly options: RouteServiceOptions,
   ) {}
 
   static async open(storeUrl: string | undefined, options: RouteServiceOptions): Promise<RouteService> {
+    if (isMemory(storeUrl)) {
+      const service = new RouteService(new TableOnlyStore(), new TableOnlyStore(), options);
+      // Even with nothing to write, the flush is what empties the list of touched routes.
+      service.every(options.activityFlushMs, () => service.flushActivity());
+      return service;
+    }
     const store = await openStore<RouteData>(storeUrl, 'routes');
-    const service = new RouteService(store, options);
+    let activity: RecordStore<ActivityRecord> | undefined;
     try {
-      service.unwatch = await store.watch((id, value) => service.applyRemote(id, value));
-      service.replaceAll(await store.all());
+      activity = await openStore<ActivityRecord>(storeUrl, 'route-activity');
+      const service = new RouteService(store, activity, options);
+      service.unwatch.push(await store.watch((id, value) => service.applyRemote(id, value)));
+      service.unwatch.push(await activity.watch((id, value) => service.applyActivity(id, value)));
+      await service.resync(true);
+      service.every(options.resyncMs, () => service.resync(false));
+      service.every(options.activityFlushMs, () => service.flushActivity());
+      return service;
     } catch (err) {
-      await store.close();
+      await Promise.allSettled([store.close(), activity?.close()]);
       throw err;
     }
-    service.every(options.activityFlushMs, () => service.flushActivity());
-    service.every(options.resyncMs, () => service.resync());
-    return service;
   }
 
   private every(ms: number, task: () => Promise<void>): void {
@@ -186,6 +240,8 @@ export class RouteService {
     const prefix = checkPath(path);
     const existed = this.table.has(prefix);
     const removedFromStore = await storeCall(() => this.store.delete(prefix));
+    // Not awaited: a leftover activity record is harmless and the next resync removes it.
+    void this.activity.delete(prefix).catch(() => {});
     this.generation++;
     this.table.delete(prefix);
     return existed || removedFromStore;
@@ -247,19 +303,30 @@ export class RouteService {
     }
   }
 
-  private replaceAll(records: Map<string, RouteData>): void {
+  private applyActivity(id: string, record: ActivityRecord | undefined): void {
+    const entry = this.table.get(cleanPath(id));
+    const stamp = record ? Date.parse(record.last_activity) : NaN;
+    if (entry && stamp > entry.lastActivity) entry.lastActivity = stamp;
+  }
+
+  /**
+   * Re-reads the whole table from the store. A periodic re-read that raced with a change is
+   * dropped (the next one applies); it also removes activity records left by deleted routes.
+   */
+  private async resync(initial: boolean): Promise<void> {
+    const before = this.generation;
+    const [records, activities] = await Promise.all([this.store.all(), this.activity.all()]);
+    if (this.closed || (!initial && this.generation !== before)) return;
     for (const { prefix } of [...this.table.entries()]) {
       if (!records.has(prefix)) this.table.delete(prefix);
     }
     for (const [id, record] of records) this.applyRemote(id, record);
-  }
-
-  /** Re-reads the whole table from the store, unless something changed meanwhile (then next time). */
-  private async resync(): Promise<void> {
-    const before = this.generation;
-    const records = await this.store.all();
-    if (this.generation !== before || this.closed) return;
-    this.replaceAll(records);
+    const orphans: string[] = [];
+    for (const [id, record] of activities) {
+      if (records.has(id)) this.applyActivity(id, record);
+      else orphans.push(id);
+    }
+    for (const id of orphans) await this.activity.delete(id);
   }
 
   /** Writes last_activity of the routes that saw traffic since the last flush. */
@@ -267,24 +334,35 @@ export class RouteService {
     if (this.dirty.length === 0) return;
     const batch = this.dirty;
     this.dirty = [];
-    const writes: Array<[string, RouteData]> = [];
+    const writes: Array<[string, ActivityRecord]> = [];
     for (const entry of batch) {
       entry.dirty = false;
-      // A route deleted or replaced since its traffic must not be written back.
-      if (this.table.get(entry.prefix) === entry) writes.push([entry.prefix, this.record(entry)]);
+      // A route deleted or replaced since its traffic has nothing to record.
+      if (this.table.get(entry.prefix) === entry) writes.push([entry.prefix, { last_activity: new Date(entry.lastActivity).toISOString() }]);
     }
-    await this.store.putMany(writes);
+    try {
+      await this.activity.putMany(writes);
+    } catch (err) {
+      // Keep them for the next flush: the store may be back by then.
+      for (const entry of batch) this.touch(entry, entry.lastActivity);
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     for (const timer of this.timers) clearInterval(timer);
     try {
-      await this.flushActivity();
+      await withTimeout(this.flushActivity(), STORE_TIMEOUT_MS);
+    } catch (err) {
+      this.options.log.warn({ err }, 'could not write the last activity of routes on close');
     } finally {
       this.closed = true;
-      await this.unwatch?.().catch(() => {});
-      await this.store.close();
+      // Bounded: a store that is down must not hold up shutdown.
+      await withTimeout(
+        Promise.allSettled([...this.unwatch.map((stop) => stop()), this.store.close(), this.activity.close()]),
+        STORE_TIMEOUT_MS,
+      ).catch(() => this.options.log.warn('route store did not close in time'));
     }
   }
 }

@@ -10,7 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
-import { BadRequest, ConfigError } from '../shared/errors.js';
+import { BadRequest, ConfigError, HttpError } from '../shared/errors.js';
 import { decodePath } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, serveMetrics } from '../shared/metrics.js';
@@ -166,7 +166,7 @@ function shownAddress(server: Server): string {
   return `${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 }
 
-function listen(server: Server, port: number, host: string): Promise<string> {
+function listen(server: Server, port: number, host: string | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new ConfigError(`cannot listen on ${host || '*'}:${port}: ${err.message}`)));
     server.listen({ port, host: host === '' || host === '*' ? undefined : host }, () => resolve(shownAddress(server)));
@@ -244,8 +244,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       entry.prefix,
       entry.target,
       hooksFor(entry, (err) => {
-        log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message }, 'target unreachable: 503');
-        errorPages.send(503, req, res);
+        const status = err instanceof HttpError ? err.status : 503;
+        log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message, status }, 'request not forwarded');
+        errorPages.send(status, req, res);
       }),
     );
   };
@@ -276,8 +277,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       entry.prefix,
       entry.target,
       hooksFor(entry, (err) => {
-        log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message }, 'target unreachable (upgrade): 503');
-        replyOnSocket(socket, 503, 'the upstream service is unavailable');
+        const status = err instanceof HttpError ? err.status : 503;
+        log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message, status }, 'upgrade not forwarded');
+        replyOnSocket(socket, status, status === 503 ? 'the upstream service is unavailable' : err.message);
       }),
     );
   };
@@ -308,7 +310,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     servers.push(apiServer);
     let metricsUrl: string | undefined;
     if (config.metricsPort !== undefined) {
-      const metricsServer = await serveMetrics(registry, config.metricsPort, config.metricsIp);
+      const metricsServer = await serveMetrics(registry, config.metricsPort, config.metricsIp ?? '');
       servers.push(metricsServer);
       metricsUrl = `http://${shownAddress(metricsServer)}/metrics`;
     }

@@ -23,7 +23,7 @@ export const redirectorOptionSpecs = {
   },
   corsOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for /api/spawn and /api/stats ("" for none)', metavar: 'ORIGIN' },
   frameAncestors: { type: 'string', default: '*', help: 'CSP frame-ancestors: which pages may embed the link in an iframe', metavar: 'SOURCES' },
-  logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], help: 'log level' },
+  logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], help: 'log level', metavar: 'LEVEL' },
 } as const;
 
 export type RedirectorOptions = ConfigValues<typeof redirectorOptionSpecs>;

@@ -10,10 +10,19 @@ import { Counter, Gauge } from 'prom-client';
 import { BadRequest, ConfigError, Forbidden, HttpError, MethodNotAllowed, NotFound, ServiceUnavailable, TooManyRequests } from '../shared/errors.js';
 import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
+import { affinityCookie, readCookie } from '../shared/cookies.js';
+import { statusPageHtml, type StatusSample } from '../shared/status-page.js';
 import { createRegistry } from '../shared/metrics.js';
 import type { RedirectorConfig } from './config.js';
 import { NodeRegistry, normalizeNodeUrl, type NodeState } from './nodes.js';
 import { waitingPage } from './waiting.js';
+
+/** The cookie that brings a returning visitor back to the node that holds their container. */
+const NODE_COOKIE = 'nbpool_node';
+const NODE_COOKIE_MAX_AGE_S = 24 * 3600;
+const HISTORY_INTERVAL_MS = 1000;
+/** Ten minutes of one-second samples. */
+const HISTORY_SAMPLES = 600;
 
 export interface RunningRedirector {
   /** The public link, e.g. http://127.0.0.1:9000 (the bound port, also when 0 was asked). */
@@ -67,6 +76,8 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     }
   }
   const metrics = createMetrics(registry);
+  // For the status page: per node claimed / warm / free room each second, and visitors sent.
+  const history: { samples: StatusSample[]; sent: number } = { samples: [], sent: 0 };
   const frameHeaders: Record<string, string> = config.frameAncestors ? { 'Content-Security-Policy': `frame-ancestors ${config.frameAncestors}` } : {};
   const corsHeaders: Record<string, string> = config.corsOrigin
     ? { 'Access-Control-Allow-Origin': config.corsOrigin, ...(config.corsOrigin === '*' ? {} : { Vary: 'Origin' }) }
@@ -89,6 +100,15 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
 
   function redirect(req: IncomingMessage, res: ServerResponse): void {
     const target = pathAndQuery(req);
+    // A returning visitor goes back to their node while it takes visitors: their container is there.
+    const known = readCookie(req, NODE_COOKIE);
+    const home = known === undefined ? undefined : registry.list().find((n) => n.record.id === known);
+    if (home && home.up && !registry.view(home).draining) {
+      metrics.visitors.inc({ node: home.record.id, kind: 'returning' });
+      res.writeHead(302, { ...frameHeaders, Location: home.record.url + target, 'Cache-Control': 'no-store', 'Content-Length': 0 });
+      res.end();
+      return;
+    }
     const node = registry.choose();
     if (!node) {
       metrics.full.inc({ kind: 'page' });
@@ -104,13 +124,22 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
       return;
     }
     metrics.visitors.inc({ node: node.record.id, kind: 'redirect' });
-    res.writeHead(302, { ...frameHeaders, Location: node.record.url + target, 'Cache-Control': 'no-store', 'Content-Length': 0 });
+    history.sent++;
+    res.writeHead(302, {
+      ...frameHeaders,
+      Location: node.record.url + target,
+      'Set-Cookie': affinityCookie(req, NODE_COOKIE, node.record.id, NODE_COOKIE_MAX_AGE_S),
+      'Cache-Control': 'no-store',
+      'Content-Length': 0,
+    });
     res.end();
   }
 
-  /** Forwards to the chosen node; a node that fails or is full is skipped for the next choice. */
+  /** Forwards (query and body kept) to the chosen node; a node that fails or is full is skipped for the next choice. */
   async function spawn(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req, SPAWN_BODY_LIMIT);
+    const target = pathAndQuery(req);
+    const query = target.includes('?') ? target.slice(target.indexOf('?')) : '';
     const tried = new Set<string>();
     let sawFull = false;
     // Each failure takes its node out of the running until its next poll, so this ends.
@@ -118,7 +147,7 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
       const node = registry.choose();
       if (!node || tried.has(node.record.id)) break;
       tried.add(node.record.id);
-      const outcome = await forwardSpawn(node, body, req.headers['content-type']);
+      const outcome = await forwardSpawn(node, query, body, req.headers['content-type']);
       if (outcome.kind === 'answer') {
         metrics.visitors.inc({ node: node.record.id, kind: 'spawn' });
         sendJson(res, outcome.status, outcome.body, corsHeaders);
@@ -139,10 +168,10 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
 
   type SpawnOutcome = { kind: 'answer'; status: number; body: unknown } | { kind: 'full' } | { kind: 'failed'; error: string };
 
-  async function forwardSpawn(node: NodeState, body: string, contentType: string | undefined): Promise<SpawnOutcome> {
+  async function forwardSpawn(node: NodeState, query: string, body: string, contentType: string | undefined): Promise<SpawnOutcome> {
     let response: Response;
     try {
-      response = await fetch(`${node.record.url}/api/spawn`, {
+      response = await fetch(`${node.record.url}/api/spawn${query}`, {
         method: 'POST',
         body,
         headers: { 'content-type': contentType ?? 'application/json', accept: 'application/json' },
@@ -199,6 +228,13 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
 
   async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0]!;
+    // The page holds no data; it sends the token (from the URL fragment) on its API calls.
+    if ((path === '/' || path === '/status') && (req.method === 'GET' || req.method === 'HEAD')) {
+      const html = statusPageHtml({ title: 'nbpool redirector', historyPath: '/api/stats/history', statsPath: '/api/stats' });
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(html) });
+      res.end(req.method === 'HEAD' ? undefined : html);
+      return;
+    }
     if (path === '/metrics') {
       if (req.method !== 'GET') throw new MethodNotAllowed(['GET']);
       const text = await metrics.registry.metrics();
@@ -206,6 +242,10 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
       return;
     }
     if (!hasToken(req, config.adminToken)) throw new Forbidden();
+    if (path === '/api/stats' || path === '/api/stats/history') {
+      if (req.method !== 'GET') throw new MethodNotAllowed(['GET']);
+      return sendJson(res, 200, path === '/api/stats' ? totals() : { interval_ms: HISTORY_INTERVAL_MS, samples: history.samples });
+    }
     if (path === '/api/nodes') {
       if (req.method === 'GET') return sendJson(res, 200, { nodes: registry.list().map((n) => registry.view(n)) });
       if (req.method !== 'POST') throw new MethodNotAllowed(['GET', 'POST']);
@@ -257,6 +297,17 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     throw err;
   }
   await registry.startPolling(config.statsPeriod * 1000, config.statsTimeout * 1000);
+  const sampler = setInterval(() => {
+    const levels: StatusSample['levels'] = {};
+    for (const node of registry.list()) {
+      const view = registry.view(node);
+      levels[view.id] = { claimed: view.claimed ?? 0, warm: view.available, free: Math.max(0, view.room - view.available) };
+    }
+    history.samples.push({ t: Date.now(), levels, figures: { sent: history.sent } });
+    if (history.samples.length > HISTORY_SAMPLES) history.samples.shift();
+    history.sent = 0;
+  }, HISTORY_INTERVAL_MS);
+  sampler.unref();
   log.info({ url, adminUrl, nodes: registry.list().length, store: config.stateStore }, 'redirector listening');
 
   let closing: Promise<void> | undefined;
@@ -265,6 +316,7 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     adminUrl,
     // Idempotent: a second close (a signal during shutdown, a test's clean-up) waits for the first.
     close() {
+      clearInterval(sampler);
       closing ??= Promise.all([closeServer(publicServer), closeServer(adminServer)]).then(() => registry.close());
       return closing;
     },

@@ -26,7 +26,12 @@ export interface UrlSpec extends BaseSpec { type: 'url'; default?: string; proto
 export interface IntSpec extends BaseSpec { type: 'int'; default?: number; min?: number; max?: number }
 export interface NumberSpec extends BaseSpec { type: 'number'; default?: number; min?: number; max?: number }
 export interface BooleanSpec extends BaseSpec { type: 'boolean'; default?: boolean }
-export interface ListSpec extends BaseSpec { type: 'list'; default?: readonly string[] }
+export interface ListSpec extends BaseSpec {
+  type: 'list';
+  default?: readonly string[];
+  /** Split each value on commas (default); false for values that may hold commas, such as headers. */
+  splitCommas?: boolean;
+}
 export type OptionSpec = StringSpec | UrlSpec | IntSpec | NumberSpec | BooleanSpec | ListSpec;
 export type OptionSpecs = Record<string, OptionSpec>;
 
@@ -81,7 +86,10 @@ function convert(key: string, spec: OptionSpec, raw: unknown, source: string): u
     }
     case 'list': {
       if (Array.isArray(text) && text.every((v) => typeof v === 'string')) return [...text];
-      if (typeof text === 'string') return text === '' ? [] : text.split(',').map((s) => s.trim()).filter(Boolean);
+      if (typeof text === 'string') {
+        if (text === '') return [];
+        return spec.splitCommas === false ? [text] : text.split(',').map((s) => s.trim()).filter(Boolean);
+      }
       throw new ConfigError(`${where} must be a list of strings, got ${JSON.stringify(raw)}`);
     }
     case 'url': {

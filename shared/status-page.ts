@@ -101,9 +101,12 @@ function chart(name, samples) {
     '<svg viewBox="0 0 ' + W + ' ' + H + '" preserveAspectRatio="none">' + axis + paths + '</svg></div>';
 }
 
+function ms(v) { return v === undefined ? '–' : v < 10 ? v.toFixed(2) : Math.round(v); }
+
+/** The latest value of a figure, from the newest sample that has it (latencies only exist where claims were). */
 function last(samples, key) {
-  const s = samples[samples.length - 1];
-  return s && s.figures[key] !== undefined ? s.figures[key] : undefined;
+  for (let i = samples.length - 1; i >= 0; i--) if (samples[i].figures[key] !== undefined) return samples[i].figures[key];
+  return undefined;
 }
 
 function sumOver(samples, key, ms) {
@@ -117,7 +120,7 @@ function render(stats, samples) {
     tiles.push(tile('warm (available)', stats.available), tile('claimed', stats.claimed), tile('starting', stats.starting),
       tile('waiting', stats.waiting), tile('room', stats.room + ' / ' + stats.capacity),
       tile('claims / min', sumOver(samples, 'claims', 60000)),
-      tile('claim p50 / p99', (last(samples, 'claim_p50_ms') ?? '–') + ' / ' + (last(samples, 'claim_p99_ms') ?? '–') + ' ms'),
+      tile('claim p50 / p99', ms(last(samples, 'claim_p50_ms')) + ' / ' + ms(last(samples, 'claim_p99_ms')) + ' ms'),
       tile('culled / 10 min', sumOver(samples, 'culls', 600000)));
     document.getElementById('table-title').textContent = 'Pools';
     document.getElementById('table').innerHTML = '<tr><th>pool</th><th>image</th><th>size</th><th>warm</th><th>claimed</th><th>starting</th><th>waiting</th><th>failures</th><th>state</th></tr>' +

@@ -34,6 +34,7 @@ interface ChangeMessage {
 export class RedisStore<T> implements RecordStore<T> {
   private readonly origin = randomUUID();
   private subscriber: Client | undefined;
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly client: Client,
@@ -117,7 +118,9 @@ export class RedisStore<T> implements RecordStore<T> {
     };
   }
 
-  async close(): Promise<void> {
-    await Promise.allSettled([this.subscriber?.quit(), this.client.quit()]);
+  /** Idempotent: a second close waits for the first instead of quitting a closed client (which hangs). */
+  close(): Promise<void> {
+    this.closing ??= Promise.allSettled([this.subscriber?.quit(), this.client.quit()]).then(() => undefined);
+    return this.closing;
   }
 }

@@ -4,11 +4,12 @@
  * Names, subnets and directories are unique to the run so parallel runs never collide. Recipe
  * from DEVELOPERS.md / docker-here.md: `nsenter --net` (not `ip netns exec`, which remounts /sys
  * and breaks the engine's cgroups). Needs root. Stop removes the engine's containers (8 at a time),
- * stops dockerd by its pidfile and deletes the veth, the namespace and the directories.
+ * stops dockerd by its pidfile and deletes the veth, the namespace and the directories; hosts
+ * orphaned by a killed run are torn down by the next run.
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
@@ -58,32 +59,54 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-async function startHost(run: string, index: number, subnet: number): Promise<DockerHost> {
-  const name = `nbp-${run}-${index}`;
-  const outside = `nb${run}${index}o`;
-  const inside = `nb${run}${index}i`;
-  const address = `10.251.${subnet}.2`;
+/** Names of one host's pieces, all derived from the run and index. */
+function hostNames(run: string, index: number) {
   const dir = `/tmp/nbh-${run}-${index}`;
-  const pidfile = `${dir}/docker.pid`;
-  const logPath = `${dir}/dockerd.log`;
+  return { name: `nbp-${run}-${index}`, outside: `nb${run}${index}o`, inside: `nb${run}${index}i`, dir, pidfile: `${dir}/docker.pid`, logPath: `${dir}/dockerd.log` };
+}
+
+/** Stops a host's engine by its pidfile, deletes its veth, namespace and directory. */
+async function teardown(names: ReturnType<typeof hostNames>): Promise<void> {
+  if (existsSync(names.pidfile)) {
+    const pid = Number(readFileSync(names.pidfile, 'utf8').trim());
+    if (pid && pidAlive(pid)) {
+      process.kill(pid, 'SIGTERM');
+      try {
+        await waitFor(() => !pidAlive(pid), { timeoutMs: 30_000, intervalMs: 100, what: `dockerd ${names.name} to stop` });
+      } catch {
+        process.kill(pid, 'SIGKILL');
+      }
+    }
+  }
+  await exec('ip', ['link', 'del', names.outside]).catch(() => undefined);
+  await exec('ip', ['netns', 'del', names.name]).catch(() => undefined);
+  rmSync(names.dir, { recursive: true, force: true });
+}
+
+/**
+ * Tears down hosts left by runs whose test process died without cleaning up (killed by a
+ * timeout): each host directory names its owner's pid, so live parallel runs are left alone.
+ */
+async function sweepOrphans(): Promise<void> {
+  const orphans = readdirSync('/tmp').flatMap((entry) => {
+    const m = /^nbh-([0-9a-f]{4})-(\d+)$/.exec(entry);
+    if (!m) return [];
+    const ownerFile = `/tmp/${entry}/owner.pid`;
+    // No owner file: a run is between creating the directory and writing it, leave it be.
+    if (!existsSync(ownerFile)) return [];
+    const owner = Number(readFileSync(ownerFile, 'utf8'));
+    return owner && pidAlive(owner) ? [] : [hostNames(m[1]!, Number(m[2]))];
+  });
+  await Promise.all(orphans.map((names) => teardown(names)));
+}
+
+async function startHost(run: string, index: number, subnet: number): Promise<DockerHost> {
+  const names = hostNames(run, index);
+  const { name, outside, inside, dir, pidfile, logPath } = names;
+  const address = `10.251.${subnet}.2`;
   mkdirSync(`${dir}/data`, { recursive: true });
   mkdirSync(`${dir}/exec`, { recursive: true });
-
-  const cleanupNetwork = async () => {
-    await exec('ip', ['link', 'del', outside]).catch(() => undefined);
-    await exec('ip', ['netns', 'del', name]).catch(() => undefined);
-  };
-  const stopEngine = async () => {
-    if (!existsSync(pidfile)) return;
-    const pid = Number(readFileSync(pidfile, 'utf8').trim());
-    if (!pid || !pidAlive(pid)) return;
-    process.kill(pid, 'SIGTERM');
-    try {
-      await waitFor(() => !pidAlive(pid), { timeoutMs: 30_000, intervalMs: 100, what: `dockerd ${name} to stop` });
-    } catch {
-      process.kill(pid, 'SIGKILL');
-    }
-  };
+  writeFileSync(`${dir}/owner.pid`, String(process.pid));
 
   try {
     await sh('ip', ['netns', 'add', name]);
@@ -114,9 +137,7 @@ async function startHost(run: string, index: number, subnet: number): Promise<Do
     child.unref();
     closeSync(logFd);
   } catch (err) {
-    await stopEngine();
-    await cleanupNetwork();
-    rmSync(dir, { recursive: true, force: true });
+    await teardown(names);
     throw err;
   }
 
@@ -136,9 +157,7 @@ async function startHost(run: string, index: number, subnet: number): Promise<Do
       } catch {
         // The engine may be gone already; stopping it below is what matters.
       }
-      await stopEngine();
-      await cleanupNetwork();
-      rmSync(dir, { recursive: true, force: true });
+      await teardown(names);
     },
   };
   try {
@@ -156,6 +175,7 @@ async function startHost(run: string, index: number, subnet: number): Promise<Do
  * engine into each. On any failure the hosts already started are stopped.
  */
 export async function startDockerHosts(count: number, images: readonly string[]): Promise<DockerHost[]> {
+  await sweepOrphans();
   const run = randomBytes(2).toString('hex');
   const used = subnetsInUse();
   const subnets: number[] = [];

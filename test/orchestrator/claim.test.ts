@@ -193,3 +193,39 @@ test('containers carry resource limits, no-new-privileges, a pids limit and labe
     await limited.stop();
   }
 });
+
+test('a returning visitor (cookie) goes back to their own container; others and the culled do not', async () => {
+  // A node of its own: the shared one's capacity is spent by the tests above.
+  const node = await startNode('returning', ['--pool-size', '2', '--max-containers', '8']);
+  try {
+    await waitForWarm(node, 'default', 2);
+    const first = await http(`${node.proxy.url}/spawn/`);
+    assert.equal(first.status, 302);
+    const cookie = String(first.headers['set-cookie']);
+    assert.match(cookie, /^nbpool_visitor=[A-Za-z0-9]{24}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=None; Secure; Partitioned$/, 'loopback: partitioned cookie usable in a cross-site iframe');
+    const pair = cookie.split(';')[0]!;
+
+    const back = await http(`${node.proxy.url}/spawn/notebooks/a.ipynb`, { headers: { Cookie: `other=1; ${pair}` } });
+    assert.equal(back.status, 302);
+    assert.equal(back.headers.location, `${first.headers.location!.toString().replace(/\/tree$/, '')}/notebooks/a.ipynb`, 'same container, new path');
+    assert.equal(back.headers['set-cookie'], undefined);
+
+    const stranger = await http(`${node.proxy.url}/spawn/`);
+    assert.notEqual(stranger.headers.location, first.headers.location, 'no cookie: a container of their own');
+
+    await waitForWarm(node, 'default', 2);
+    const forged = await http(`${node.proxy.url}/spawn/`, { headers: { Cookie: 'nbpool_visitor=AAAAAAAAAAAAAAAAAAAAAAAA' } });
+    assert.notEqual(forged.headers.location, '/user/AAAAAAAAAAAAAAAAAAAAAAAA/tree', 'an unknown id claims a fresh container');
+    assert.match(String(forged.headers['set-cookie']), /^nbpool_visitor=/);
+
+    const id = /^nbpool_visitor=(\w+)/.exec(pair)![1]!;
+    const removed = await http(`${node.orch.adminUrl}/api/pools/default/empty`, { method: 'POST' });
+    assert.equal(removed.status, 200, removed.body);
+    await waitFor(async () => !(await node.proxy.routes.getRoutes())[`/user/${id}`], { timeoutMs: 30_000, what: 'the emptied pool' });
+    const after = await http(`${node.proxy.url}/spawn/`, { headers: { Cookie: pair } });
+    assert.notEqual(after.status, 302, 'the pool is empty and draining: no way back into the removed container');
+    assert.doesNotMatch(String(after.headers.location), new RegExp(id), 'a removed container is not handed back');
+  } finally {
+    await node.stop();
+  }
+});

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -288,6 +290,36 @@ describe('forwarding', () => {
     assert.match(csp, /default-src 'self'/);
     assert.match(csp, /frame-ancestors 'self' https:\/\/pub\.example/);
     assert.doesNotMatch(csp, /frame-ancestors 'none'/);
+    await proxy.close();
+  });
+
+  test('TLS on the public port (--ssl-key/--ssl-cert), HTTP and WebSocket', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nbpool-tls-'));
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '1'], { stdio: 'ignore' });
+    const proxy = await startTestProxy(['--ssl-key', key, '--ssl-cert', cert]);
+    assert.match(proxy.publicUrl, /^https:/);
+    await proxy.routes.addRoute('/u', { target: a.url });
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = httpsRequest(`${proxy.publicUrl}/u/secure`, { rejectUnauthorized: false }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const echo = JSON.parse(body) as Echo;
+    assert.equal(echo.url, '/u/secure');
+    assert.equal(echo.headers['x-forwarded-proto'], 'https');
+    const ws = new WebSocket(`${proxy.publicUrl.replace('https', 'wss')}/u/ws`, { rejectUnauthorized: false });
+    const hello = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (d) => resolve(d.toString()));
+      ws.once('error', reject);
+    });
+    assert.equal(hello, 'hello a /u/ws');
+    ws.close();
     await proxy.close();
   });
 });

@@ -102,6 +102,10 @@ export async function startChildProxy(flags: string[], env: NodeJS.ProcessEnv = 
     env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: TOKEN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Never outlive the test process, even when a failed test skips its clean-up.
+  const killChild = () => child.kill('SIGKILL');
+  process.once('exit', killChild);
+  child.once('exit', () => process.off('exit', killChild));
   let output = '';
   const ready = await new Promise<{ publicUrl: string; apiUrl: string; metricsUrl: string | undefined }>((resolve, reject) => {
     const timer = setTimeout(() => {

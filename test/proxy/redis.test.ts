@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { HttpRouteTableClient } from '../../shared/route-client.js';
@@ -40,7 +43,9 @@ describe('Redis-backed route table', () => {
 
   test('two proxy processes share one table and see changes within a second', async () => {
     const flags = ['--storage-backend', redis.url, '--activity-flush-ms', '200', '--resync-ms', '500'];
-    const one = await startChildProxy(flags);
+    const pidFile = join(mkdtempSync(join(tmpdir(), 'nbpool-pid-')), 'proxy.pid');
+    const one = await startChildProxy([...flags, '--pid-file', pidFile]);
+    assert.equal(readFileSync(pidFile, 'utf8').trim(), String(one.child.pid));
     const two = await startChildProxy(flags).catch(async (err: unknown) => {
       await one.stop('SIGKILL');
       throw err;
@@ -80,7 +85,33 @@ describe('Redis-backed route table', () => {
       assert.ok(seenAfter < 1000);
     } finally {
       assert.equal(await one.stop(), 0, 'clean exit on SIGTERM');
+      assert.equal(existsSync(pidFile), false, 'pid file removed on exit');
       assert.equal(await two.stop(), 0);
+    }
+  });
+
+  test('Redis going away: API changes get a 503 in bounded time, routing and reads keep working', async () => {
+    const own = await startRedis();
+    const proxy = await startTestProxy(['--storage-backend', own.url, '--activity-flush-ms', '100']);
+    try {
+      await proxy.routes.addRoute('/user/stays', { target: upstream.url });
+      await own.stop();
+      const started = Date.now();
+      const res = await fetch(`${proxy.apiUrl}/api/routes/user/new`, {
+        method: 'POST',
+        headers: { Authorization: `token ${TOKEN}` },
+        body: JSON.stringify({ target: upstream.url }),
+      });
+      assert.equal(res.status, 503);
+      assert.match(await res.text(), /route store unavailable/);
+      assert.ok(Date.now() - started < 10_000);
+      assert.equal((await fetch(`${proxy.publicUrl}/user/stays/x`)).status, 200, 'routing from memory');
+      const listed = await fetch(`${proxy.apiUrl}/api/routes`, { headers: { Authorization: `token ${TOKEN}` } });
+      assert.deepEqual(Object.keys((await listed.json()) as object), ['/user/stays'], 'the failed add left no trace');
+    } finally {
+      const closing = Date.now();
+      await proxy.close();
+      assert.ok(Date.now() - closing < 15_000, 'close is bounded with the store down');
     }
   });
 });

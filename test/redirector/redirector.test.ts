@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { parseRedirectorConfig } from '../../redirector/config.js';
-import { nodeIdFor } from '../../redirector/nodes.js';
+import { nodeIdFor, type NodeView } from '../../redirector/nodes.js';
 import { startRedirector, type RunningRedirector } from '../../redirector/server.js';
 import { silentLogger } from '../../shared/log.js';
 import { waitFor } from '../helpers/net.js';
@@ -50,30 +50,20 @@ async function standIn(...args: Parameters<typeof startStandIn>): Promise<StandI
   return node;
 }
 
-interface NodeViewJson {
-  id: string;
-  url: string;
-  up: boolean;
-  draining: boolean;
-  drained: boolean;
-  room: number;
-  remaining: number;
-  error?: string;
-}
 interface StatsJson {
   available: number;
   capacity: number;
   room: number;
   remaining: number;
   nodes_up: number;
-  nodes: NodeViewJson[];
+  nodes: NodeView[];
 }
 
 async function stats(r: RunningRedirector): Promise<StatsJson> {
   return (await (await fetch(`${r.url}/api/stats`)).json()) as StatsJson;
 }
 
-function waitForNodes(r: RunningRedirector, what: string, check: (nodes: NodeViewJson[]) => boolean): Promise<StatsJson> {
+function waitForNodes(r: RunningRedirector, what: string, check: (nodes: NodeView[]) => boolean): Promise<StatsJson> {
   return waitFor(async () => {
     const s = await stats(r);
     return check(s.nodes) ? s : undefined;
@@ -81,10 +71,10 @@ function waitForNodes(r: RunningRedirector, what: string, check: (nodes: NodeVie
 }
 
 /** GET with a raw request target (no client normalisation); resolves status and headers. */
-function rawGet(base: string, target: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function rawGet(base: string, target: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = request({ host: hostname, port, path: target, method }, (res) => {
+    const req = request({ host: hostname, port, path: target, method, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
@@ -150,6 +140,29 @@ describe('spreading visitors', () => {
     // 3000 : 1000 with polls resetting the accounting all along: 300 : 100, give or take a few.
     assert.equal(got.none, 0);
     assert.ok(Math.abs(got.ours! - 300) <= 12, JSON.stringify(got));
+  });
+
+  test('a returning visitor (cookie) goes back to their node while it takes visitors', async () => {
+    const a = await standIn('a', { available: 50, capacity: 100, room: 50 });
+    const b = await standIn('b', { available: 50, capacity: 100, room: 50 });
+    const r = await redirector(['--node', a.url, '--node', b.url]);
+    await waitForNodes(r, 'both up', (n) => n.every((x) => x.up));
+    const first = await rawGet(r.url, '/tree');
+    assert.equal(first.status, 302);
+    const cookie = String(first.headers['set-cookie']);
+    assert.match(cookie, /^nbpool_node=n-[0-9a-f]{8}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=None; Secure; Partitioned$/);
+    const home = String(first.headers.location).startsWith(a.url) ? a : b;
+    const pair = cookie.split(';')[0]!;
+    for (let i = 0; i < 6; i++) {
+      const again = await rawGet(r.url, `/tree?i=${i}`, 'GET', { cookie: pair });
+      assert.equal(again.headers.location, `${home.url}/tree?i=${i}`, 'the same node every time, path and query kept');
+    }
+    const id = /^nbpool_node=(.+)$/.exec(pair)![1]!;
+    assert.equal((await admin(r, 'POST', `/api/nodes/${id}/drain`)).status, 200);
+    const drained = await rawGet(r.url, '/tree', 'GET', { cookie: pair });
+    assert.ok(!String(drained.headers.location).startsWith(home.url), 'a draining node takes no one, returning or not');
+    const forged = await rawGet(r.url, '/tree', 'GET', { cookie: 'nbpool_node=n-00000000' });
+    assert.equal(forged.status, 302, 'an unknown node id is ignored');
   });
 
   test('path and query are kept exactly, odd characters included, and the node receives them', async () => {
@@ -230,6 +243,9 @@ describe('nodes going down and coming back', () => {
     }
     assert.ok(urls.every((u) => /^http:\/\/127\.0\.0\.1:\d+\/user\/[ab]-\d+\/$/.test(u)), urls.join());
     assert.ok(urls.some((u) => u.startsWith(a.url)) && urls.some((u) => u.startsWith(b.url)));
+    const withQuery = await fetch(`${r.url}/api/spawn?image=tiny&path=%2Ftree`, { method: 'POST' });
+    assert.equal(withQuery.status, 200);
+    assert.ok([...a.visits, ...b.visits].includes('POST /api/spawn?image=tiny&path=%2Ftree'), 'the query reaches the node');
 
     // a refuses as full (its stats still say room): every spawn lands on b, none fails.
     a.spawnStatus = 429;
@@ -261,23 +277,23 @@ describe('admin API', () => {
 
     const added = await admin(r, 'POST', '/api/nodes', JSON.stringify({ url: a.url + '/', id: 'host-a' }));
     assert.equal(added.status, 201);
-    assert.equal(((await added.json()) as NodeViewJson).url, a.url);
+    assert.equal(((await added.json()) as NodeView).url, a.url);
     const hosts = await admin(r, 'POST', '/hosts', JSON.stringify({ host: b.url }));
     assert.equal(hosts.status, 201);
     assert.equal((await admin(r, 'POST', '/hosts', JSON.stringify({ host: b.url }))).status, 200, 'tmpnb /hosts is idempotent');
     assert.equal((await admin(r, 'POST', '/api/nodes', JSON.stringify({ url: c.url }))).status, 201);
     await waitForNodes(r, 'three up', (n) => n.length === 3 && n.every((x) => x.up));
-    const list = (await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeViewJson[] };
+    const list = (await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeView[] };
     assert.deepEqual(list.nodes.map((n) => n.id).sort(), ['host-a', nodeIdFor(b.url), nodeIdFor(c.url)].sort());
     assert.ok((await spread(r, [a, b, c], 30)).a! > 0);
 
     // Drain a: no new visitors while it still has 3; it shows drained once its claimed reach 0.
-    const drained = (await (await admin(r, 'POST', '/api/nodes/host-a/drain')).json()) as NodeViewJson;
+    const drained = (await (await admin(r, 'POST', '/api/nodes/host-a/drain')).json()) as NodeView;
     assert.equal(drained.draining, true);
     assert.equal(drained.drained, false);
     assert.equal((await spread(r, [a, b, c], 30)).a, 0);
     a.stats.claimed = 0;
-    await waitFor(async () => ((await (await admin(r, 'GET', '/api/nodes/host-a')).json()) as NodeViewJson).drained, { what: 'a drained' });
+    await waitFor(async () => ((await (await admin(r, 'GET', '/api/nodes/host-a')).json()) as NodeView).drained, { what: 'a drained' });
     assert.equal((await admin(r, 'POST', '/api/nodes/host-a/undrain')).status, 200);
     assert.ok((await spread(r, [a, b, c], 30)).a! > 0);
 
@@ -288,7 +304,7 @@ describe('admin API', () => {
 
     assert.equal((await admin(r, 'DELETE', '/api/nodes/host-a')).status, 204);
     assert.equal((await admin(r, 'DELETE', '/hosts', JSON.stringify({ host: c.url }))).status, 204);
-    assert.deepEqual(((await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeViewJson[] }).nodes.map((n) => n.url), [b.url]);
+    assert.deepEqual(((await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeView[] }).nodes.map((n) => n.url), [b.url]);
     assert.equal((await rawGet(r.url, '/')).status, 503, 'only draining b is left');
   });
 
@@ -324,7 +340,7 @@ describe('admin API', () => {
     assert.equal((await admin(r, 'GET', '/api/nodes', undefined, 'wrong')).status, 403);
     assert.equal((await fetch(`${r.url}/api/spawn`, { method: 'DELETE' })).status, 405);
     assert.equal((await fetch(`${r.url}/tree`, { method: 'PUT' })).status, 405);
-    const list = (await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeViewJson[] };
+    const list = (await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeView[] };
     assert.deepEqual(list.nodes.map((n) => n.url), [a.url]);
     // A bad --node is a configuration error at start.
     assert.throws(() => parseRedirectorConfig(['--node', 'ftp://x']), /must use http or https/);

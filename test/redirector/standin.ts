@@ -18,7 +18,7 @@ export interface StandInNode {
   name: string;
   url: string;
   stats: StandInStats;
-  /** Paths (with query) of the GETs this node received, other than /api/stats. */
+  /** Paths (with query) of the requests this node received, other than /api/stats; spawns as `POST <path>`. */
   visits: string[];
   spawns: number;
   /** When set, /api/stats never answers (a hung node). */
@@ -54,8 +54,9 @@ export async function startStandIn(name: string, stats: StandInStats, { tmpnbOnl
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
       return;
     }
-    if (req.method === 'POST' && (path === '/api/spawn' || path === '/api/spawn/')) {
+    if (req.method === 'POST' && /^\/api\/spawn\/?(\?|$)/.test(path)) {
       req.resume();
+      node.visits.push(`POST ${path}`);
       if (node.spawnStatus !== 200) {
         res.writeHead(node.spawnStatus, { 'Content-Type': 'application/json', 'Retry-After': '1' }).end(JSON.stringify({ status: node.spawnStatus, message: 'full' }));
         return;

@@ -10,7 +10,8 @@ const specs = {
   port: { type: 'int', default: 8000, min: 0, max: 65535, help: 'port', env: 'T_PORT' },
   ip: { type: 'string', default: '127.0.0.1', help: 'ip' },
   noXForward: { type: 'boolean', help: 'no x-forward' },
-  customHeader: { type: 'list', help: 'header' },
+  customHeader: { type: 'list', splitCommas: false, help: 'header' },
+  dirs: { type: 'list', help: 'dirs' },
   defaultTarget: { type: 'url', help: 'target' },
   logLevel: { type: 'string', default: 'info', choices: ['debug', 'info'], help: 'level' },
   ratio: { type: 'number', default: 0.5, help: 'ratio', check: (n: number) => (n <= 1 ? undefined : 'must be at most 1') },
@@ -23,6 +24,11 @@ test('defaults, flags in both spellings, repeatable lists and booleans', () => {
   assert.equal(values.ip, '0.0.0.0');
   assert.equal(values.noXForward, true);
   assert.deepEqual(values.customHeader, ['a:b', 'c:d']);
+  assert.deepEqual(parseConfig(specs, ['--custom-header', 'Accept: a, b', '--dirs', '/a:/b,/c:/d'], {}).values, {
+    ...parseConfig(specs, [], {}).values,
+    customHeader: ['Accept: a, b'],
+    dirs: ['/a:/b', '/c:/d'],
+  });
   assert.equal(values.defaultTarget, undefined);
   assert.equal(values.ratio, 0.5);
   assert.deepEqual(positionals, ['extra']);

@@ -64,6 +64,7 @@ describe('record stores', () => {
     assert.deepEqual(await b.get('/b'), { target: 'http://b' });
     await unsubscribe();
     await a.close();
+    await Promise.all([b.close(), b.close()]);
     await b.close();
   });
 

@@ -52,12 +52,12 @@ async function newVisitor(): Promise<BrowserContext> {
   return context;
 }
 
-function e2eTest(name: string, body: () => Promise<void>, options: { todo?: string } = {}): void {
-  test(name, { timeout: 110_000, ...options }, async () => {
+function e2eTest(name: string, body: () => Promise<void>): void {
+  test(name, { timeout: 110_000 }, async () => {
     try {
       await body();
     } catch (err) {
-      if (!options.todo) failed = true;
+      failed = true;
       await screenshotAll(name).catch(() => undefined);
       throw err;
     }
@@ -234,8 +234,8 @@ e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a 
 });
 
 // Chromium requests an iframe's `src` again when the page around it is reloaded, so keeping the
-// visitor needs the link to recognise them: only a Partitioned cookie (CHIPS) survives in a
-// cross-site iframe. Reported as TODO until the node or the redirector sets one.
+// visitor needs the link to recognise them: affinity cookies (shared/cookies.ts), partitioned
+// (CHIPS) because only those survive in a cross-site iframe.
 e2eTest("reloading the publisher's page keeps the visitor's container", async () => {
   const context = await newVisitor();
   try {
@@ -248,4 +248,4 @@ e2eTest("reloading the publisher's page keeps the visitor's container", async ()
   } finally {
     await context.close();
   }
-}, { todo: 'needs visitor affinity (a Partitioned cookie) at the stable link / node' });
+});

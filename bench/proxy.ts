@@ -105,8 +105,8 @@ async function main(): Promise<void> {
     const ours = get('ours');
     printTable(
       'HTTP (medians over rounds; RSS is the largest seen after a run)',
-      ['proxy', 'routes', 'req/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'errors', 'x CHP req/s', 'x nginx req/s'],
-      http.map((h) => [h.name, h.routes, h.reqPerSec, h.p50Ms, h.p99Ms, h.rssMiB, h.errors, h.reqPerSec / chp.reqPerSec, h.reqPerSec / nginx.reqPerSec]),
+      ['proxy', 'routes', 'req/s', 'p50 ms', 'p99 ms', 'RSS MiB', 'errors', 'req/s x CHP', 'req/s x nginx', 'p99 x CHP', 'RSS x CHP'],
+      http.map((h) => [h.name, h.routes, h.reqPerSec, h.p50Ms, h.p99Ms, h.rssMiB, h.errors, h.reqPerSec / chp.reqPerSec, h.reqPerSec / nginx.reqPerSec, h.p99Ms / chp.p99Ms, h.rssMiB / chp.rssMiB]),
     );
 
     // ---------- WebSocket ----------

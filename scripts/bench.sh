@@ -20,7 +20,8 @@ npm run -s build
 failed=()
 for name in "${benches[@]}"; do
   printf '\n===== bench:%s =====\n' "$name"
-  if ! node --import tsx "bench/$name.ts"; then failed+=("$name"); fi
+  # every step inside a bench has its own time limit; this is the last resort (30 min a bench)
+  if ! timeout -k 30 1800 node --import tsx "bench/$name.ts"; then failed+=("$name"); fi
 done
 
 printf '\n===== goals =====\n'

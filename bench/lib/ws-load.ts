@@ -30,7 +30,7 @@ export async function runWsLoad(url: string, { connections, messageBytes, second
   const sockets = await Promise.all(
     Array.from({ length: connections }, () =>
       new Promise<WebSocket | undefined>((resolve) => {
-        const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+        const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, handshakeTimeout: 10_000 });
         ws.once('open', () => resolve(ws));
         ws.once('error', () => {
           failures++;

@@ -10,8 +10,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 image="${NBPOOL_REDIS_IMAGE:-nbpool/redis:latest}"
 server=$(command -v redis-server) || die "redis-server not found; install it (Debian: apt-get install redis-server)"
-server=$(readlink -f "$server")
+# Debian's redis-server is a link to redis-check-rdb, which acts by the name it is run as.
 version=$("$server" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+server=$(readlink -f "$server")
 hash="redis-$version/$(cat "$server" "$HERE/scratch-image.sh" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
 
 require_docker

@@ -4,6 +4,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
@@ -17,6 +20,8 @@ const project = `nbpoolcompose${suffix}`;
 const instance = `compose-test-${suffix}`;
 const ports = { public: 0, api: 0, orchestrator: 0, admin: 0, redis: 0, redirector: 0, redirectorAdmin: 0 };
 let env: NodeJS.ProcessEnv = {};
+/** The orchestrator's config file (NBPOOL_ORCHESTRATOR_CONFIG): visitors land on /lab. */
+const configDir = mkdtempSync(join(tmpdir(), 'nbpool-compose-'));
 let started = false;
 let failed = false;
 /** The route of the visitor claimed below, e.g. /user/abc...; checked again after a restart. */
@@ -47,9 +52,13 @@ before(async () => {
   await requireImage(TINY_IMAGE);
   await requireImage('nbpool/node:20');
   await requireImage('nbpool/redis:latest');
+  // The image is built from dist/: compile it when the sources are newer (as npm test does).
+  await run('bash', ['scripts/ensure.sh', 'deps'], { cwd: root, timeout: 120_000 });
   for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
+  writeFileSync(join(configDir, 'orchestrator.json'), JSON.stringify({ redirectUri: '/lab' }));
   env = {
     ...process.env,
+    NBPOOL_ORCHESTRATOR_CONFIG: join(configDir, 'orchestrator.json'),
     CONFIGPROXY_AUTH_TOKEN: randomBytes(16).toString('hex'),
     ADMIN_AUTH_TOKEN: randomBytes(16).toString('hex'),
     NBPOOL_IP: '127.0.0.1',
@@ -82,6 +91,7 @@ before(async () => {
 }, { timeout: 150_000 });
 
 after(async () => {
+  rmSync(configDir, { recursive: true, force: true });
   if (!started) return;
   try {
     const { stdout } = await compose(['logs', '--no-color', '--tail=40'], 20_000);
@@ -123,7 +133,7 @@ stackTest('compose stack: a visitor follows the stable link and claims a contain
   }, { timeoutMs: 45_000, intervalMs: 250, what: 'a claim (302 from /spawn)' });
   assert.ok(location, 'redirect location');
   const target = new URL(location, base);
-  assert.match(target.pathname, /^\/user\/[A-Za-z0-9_-]{21,}\//);
+  assert.match(target.pathname, /^\/user\/[A-Za-z0-9_-]{21,}\/lab$/, 'the redirect URI from the config file');
 
   const page = await waitFor(async () => {
     const res = await fetch(target);
@@ -141,6 +151,8 @@ stackTest('compose stack: a visitor follows the stable link and claims a contain
 stackTest('compose stack: stop (SIGTERM) exits cleanly, keeps the visitor container, and a restart adopts it', async () => {
   assert.ok(claimedPath, 'a visitor claimed a container in the test before');
   const { stdout: ids } = await compose(['ps', '-q'], 20_000);
+  // As users do: compose stops the proxy and Redis at once (the optional profile cannot be a
+  // dependency), so the proxy must also shut down cleanly when its store is already gone.
   await compose(['stop', '--timeout', '20'], 60_000);
   for (const id of ids.trim().split('\n')) {
     const { stdout } = await run('docker', ['inspect', '-f', '{{.State.Running}} {{.State.ExitCode}} {{.Name}}', id]);
@@ -156,4 +168,11 @@ stackTest('compose stack: stop (SIGTERM) exits cleanly, keeps the visitor contai
     return res.status === 200 ? ((await res.json()) as { base_url: string }) : undefined;
   }, { timeoutMs: 30_000, intervalMs: 250, what: 'the visitor route again after the restart' });
   assert.equal(whoami.base_url, `${claimedPath}/`, 'the same container serves the visitor after the restart');
+  // Routes live in Redis, so the route alone proves little: the new orchestrator counts the
+  // visitor's container as claimed (adopted by its labels), not as one to replace.
+  const stats = await waitFor(async () => {
+    const res = await fetch(`${base}/api/stats`);
+    return res.ok && res.headers.get('content-type')?.includes('json') ? ((await res.json()) as { claimed: number }) : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 250, what: 'the restarted orchestrator' });
+  assert.equal(stats.claimed, 1, 'the restarted orchestrator adopted the claimed container');
 });

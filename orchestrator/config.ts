@@ -8,8 +8,14 @@ import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
 
 export const DEFAULT_IMAGE = 'nbpool/jupyter:latest';
+/**
+ * Jupyter 6.4, ready to be embedded in a publisher's iframe on another site: its `_xsrf` cookie has
+ * no SameSite attribute, so browsers drop it in cross-site frames and every POST (new notebook,
+ * start kernel) would fail with 403. Each container is anonymous, throwaway and reachable only
+ * under its unguessable /user/<id>/ path, so the XSRF check is turned off.
+ */
 export const DEFAULT_COMMAND =
-  'jupyter-notebook --no-browser --allow-root --ip=0.0.0.0 --port={port} --NotebookApp.base_url={base_path} --NotebookApp.token={token}';
+  'jupyter-notebook --no-browser --allow-root --ip=0.0.0.0 --NotebookApp.disable_check_xsrf=True --port={port} --NotebookApp.base_url={base_path} --NotebookApp.token={token}';
 /** Memory kept for the engine, the proxy and the system when --max-containers is not given. */
 export const MEMORY_RESERVE_FRACTION = 0.1;
 export const MEMORY_RESERVE_MIN_BYTES = 1024 ** 3;

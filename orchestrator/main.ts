@@ -1,9 +1,34 @@
 /** `nbpool orchestrator`: warm container pools on Docker, driving a proxy over its REST API. */
-import { createLogger } from '../shared/log.js';
+import { ConfigError, HttpError } from '../shared/errors.js';
+import { createLogger, type Logger } from '../shared/log.js';
 import { onShutdown } from '../shared/lifecycle.js';
 import { HttpRouteTableClient } from '../shared/route-client.js';
 import { loadOrchestratorConfig, orchestratorHelp } from './config.js';
 import { startOrchestrator } from './server.js';
+
+/** How long a starting orchestrator waits for the proxy's REST API (they often start together). */
+const PROXY_WAIT_MS = 60_000;
+
+/**
+ * Waits until the proxy's REST API answers: adoption re-registers routes there, so the orchestrator
+ * cannot start without it. A proxy that answers but refuses (wrong token) fails at once.
+ */
+async function waitForProxy(routes: HttpRouteTableClient, endpoint: string, log: Logger): Promise<void> {
+  const deadline = Date.now() + PROXY_WAIT_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await routes.getRoutes();
+      if (attempt > 1) log.info({ endpoint }, 'proxy REST API answers');
+      return;
+    } catch (err) {
+      const reason = (err as Error).message;
+      if (err instanceof HttpError) throw new ConfigError(`the proxy REST API at ${endpoint} refused us: ${reason}`);
+      if (Date.now() > deadline) throw new ConfigError(`no proxy REST API answered at ${endpoint} within ${PROXY_WAIT_MS / 1000} s: ${reason}`);
+      if (attempt === 1) log.warn({ endpoint, reason }, 'waiting for the proxy REST API');
+      await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
+    }
+  }
+}
 
 export async function run(argv: string[]): Promise<void> {
   const loaded = loadOrchestratorConfig(argv);
@@ -14,6 +39,7 @@ export async function run(argv: string[]): Promise<void> {
   const { config } = loaded;
   const log = createLogger('orchestrator', config.logLevel);
   const routes = new HttpRouteTableClient(config.configproxyEndpoint, config.configproxyAuthToken);
+  await waitForProxy(routes, config.configproxyEndpoint, log);
   const running = await startOrchestrator(config, { routes, log });
   onShutdown(log, () => running.close(), config.cleanupOnExit ? 130_000 : 15_000);
 }

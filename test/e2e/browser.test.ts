@@ -19,16 +19,6 @@ const instance = `browser-test-${randomBytes(4).toString('hex')}`;
 const proxyToken = randomBytes(16).toString('hex');
 /** The publisher is on 127.0.0.2: another site than the node (127.0.0.1), as on the web. */
 const PUBLISHER_HOST = '127.0.0.2';
-/**
- * Jupyter 6.4 for embedding: its `_xsrf` cookie has no SameSite attribute, so Chromium neither
- * stores nor sends it in a cross-site iframe, and every POST (new notebook, start kernel) would get
- * 403 "'_xsrf' argument missing". The containers are anonymous and throwaway, so the check is off.
- * Its `Content-Security-Policy: frame-ancestors 'self'` is rewritten by the proxy (--frame-ancestors).
- */
-const JUPYTER_COMMAND =
-  'jupyter-notebook --no-browser --allow-root --ip=0.0.0.0 --port={port} --NotebookApp.base_url={base_path} ' +
-  '--NotebookApp.token={token} --NotebookApp.disable_check_xsrf=True';
-
 const programs: Program[] = [];
 let publisher: Server | undefined;
 let browser: Browser | undefined;
@@ -93,7 +83,7 @@ before(async () => {
   programs.push(
     startProgram([
       'up', '--ip', '127.0.0.1', '--port', String(proxyPort), '--api-port', String(apiPort), '--admin-port', String(adminPort),
-      '--frame-ancestors', publisherUrl, '--image', JUPYTER_IMAGE, '--command', JUPYTER_COMMAND, '--pool-size', '3',
+      '--frame-ancestors', publisherUrl, '--image', JUPYTER_IMAGE, '--pool-size', '3',
       '--instance', instance,
     ], env),
     startProgram([

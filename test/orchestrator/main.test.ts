@@ -1,13 +1,14 @@
 /** `nbpool orchestrator` as a process: --help, bad flags, REST-API proxy client, SIGTERM leaves containers. */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { LABELS } from '../../orchestrator/backend.js';
 import { docker, removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
-import { waitFor } from '../helpers/net.js';
+import { freePort, waitFor } from '../helpers/net.js';
 import { http, startProxy, TINY_COMMAND, uniqueInstance } from './harness.js';
 
 const cli = fileURLToPath(new URL('../../cli/nbpool.ts', import.meta.url));
@@ -69,4 +70,41 @@ test('runs against the proxy REST API (CONFIGPROXY_*), and SIGTERM leaves contai
     await proxy.stop();
     await removeLabelled(LABELS.instance, instance);
   }
+});
+
+test('waits for a proxy REST API that is not up yet, then starts; a refusing one is one clear line', async () => {
+  await requireImage(TINY_IMAGE);
+  const apiPort = await freePort();
+  const instance = uniqueInstance('wait');
+  const args = [...nodeArgs, '--image', TINY_IMAGE, '--command', TINY_COMMAND, '--instance', instance, '--port', '0', '--admin-port', '0', '--pool-size', '0'];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, CONFIGPROXY_ENDPOINT: `http://127.0.0.1:${apiPort}`, CONFIGPROXY_AUTH_TOKEN: 'secret', NBPOOL_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const messages: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => messages.push((JSON.parse(line) as { msg: string }).msg));
+  let api: Server | undefined;
+  try {
+    await waitFor(() => messages.includes('waiting for the proxy REST API'), { what: 'the waiting log line' });
+    assert.equal(child.exitCode, null, 'still waiting, not crashed');
+    // A stand-in for the proxy API: CHP's GET /api/routes answer is all the orchestrator needs at start.
+    api = createServer((req, res) => {
+      const ok = req.headers.authorization === 'token secret';
+      res.writeHead(ok ? 200 : 403, { 'Content-Type': 'application/json' }).end(ok ? '{}' : '{"status":403}');
+    }).listen(apiPort, '127.0.0.1');
+    await waitFor(() => messages.includes('orchestrator ready'), { what: 'the orchestrator to start once the API answers', timeoutMs: 20_000 });
+  } finally {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  const refused = await promisify(execFile)(process.execPath, args, {
+    env: { ...process.env, CONFIGPROXY_ENDPOINT: `http://127.0.0.1:${apiPort}`, CONFIGPROXY_AUTH_TOKEN: 'wrong' },
+  }).then(
+    () => ({ code: 0, stderr: '' }),
+    (err: { code: number; stderr: string }) => err,
+  );
+  api?.close();
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /^nbpool orchestrator: the proxy REST API at http:\/\/127\.0\.0\.1:\d+ refused us: .*403/m);
 });

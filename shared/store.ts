@@ -24,8 +24,11 @@ export interface RecordStore<T> {
   close(): Promise<void>;
 }
 
-/** Opens the store named by `url`, holding the records of `namespace` (e.g. `routes`). */
-export async function openStore<T>(url: string | undefined, namespace: string): Promise<RecordStore<T>> {
+/**
+ * Opens the store named by `url`, holding the records of `namespace` (e.g. `routes`). A shared
+ * backend that does not answer yet is retried for `startupWaitMs`, then it is a clear error.
+ */
+export async function openStore<T>(url: string | undefined, namespace: string, { startupWaitMs = 15_000 } = {}): Promise<RecordStore<T>> {
   const spec = url && url !== '' ? url : 'memory:';
   if (spec === 'memory' || spec === 'memory:') {
     const { MemoryStore } = await import('./stores/memory.js');
@@ -37,7 +40,7 @@ export async function openStore<T>(url: string | undefined, namespace: string): 
   }
   if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
     const { RedisStore } = await import('./stores/redis.js');
-    return RedisStore.open<T>(spec, namespace);
+    return RedisStore.open<T>(spec, namespace, startupWaitMs);
   }
   throw new ConfigError(`unknown store ${JSON.stringify(spec)}: use memory:, file:///path or redis://host:port`);
 }

@@ -3,15 +3,17 @@ import { createClient } from 'redis';
 import { ConfigError } from '../errors.js';
 import type { RecordStore, Unsubscribe } from '../store.js';
 
-function newClient(url: string) {
+function newClient(url: string, startupWaitMs: number) {
   let connected = false;
+  const giveUpAt = Date.now() + startupWaitMs;
   const client = createClient({
     url,
     socket: {
       connectTimeout: 5000,
-      // Reconnect forever once we have been connected; fail the first connect at once instead of
-      // retrying, so a wrong URL at start is one clear error rather than a silent hang.
-      reconnectStrategy: (retries: number, cause: Error) => (connected ? Math.min(retries * 100, 2000) : cause),
+      // Reconnect forever once we have been connected. Before that, retry only for a bounded
+      // start-up wait (Redis often starts beside us), so a wrong URL is one clear error, not a hang.
+      reconnectStrategy: (retries: number, cause: Error) =>
+        connected ? Math.min(retries * 100, 2000) : Date.now() < giveUpAt ? Math.min(100 + retries * 100, 1000) : cause,
     },
   });
   client.on('ready', () => {
@@ -41,8 +43,8 @@ export class RedisStore<T> implements RecordStore<T> {
     private readonly key: string,
   ) {}
 
-  static async open<T>(url: string, namespace: string): Promise<RedisStore<T>> {
-    const client = newClient(url);
+  static async open<T>(url: string, namespace: string, startupWaitMs: number): Promise<RedisStore<T>> {
+    const client = newClient(url, startupWaitMs);
     // Without a listener node-redis would throw on every connection error; it reconnects by itself.
     client.on('error', () => {});
     try {

@@ -24,19 +24,29 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-export async function startRedis(): Promise<TestRedis> {
+/**
+ * Starts redis-server on a free port and waits until it answers; with `delayMs`, returns at once
+ * and starts the server that much later (a Redis that comes up after its clients).
+ */
+export async function startRedis({ delayMs = 0 }: { delayMs?: number } = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'nbpool-redis-'));
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: 'ignore',
-  });
-  await waitFor(() => ping(port), { timeoutMs: 10_000, what: `redis-server on port ${port}` });
+  let child: ChildProcess | undefined;
+  const launch = () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  };
+  const timer = delayMs > 0 ? setTimeout(launch, delayMs) : undefined;
+  if (!timer) {
+    launch();
+    await waitFor(() => ping(port), { timeoutMs: 10_000, what: `redis-server on port ${port}` });
+  }
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
+      clearTimeout(timer);
+      if (child && child.exitCode === null) {
+        const exited = new Promise((r) => child!.once('exit', r));
         child.kill('SIGKILL');
         await exited;
       }

@@ -70,6 +70,18 @@ describe('record stores', () => {
 
   test('unknown store URLs and unreachable Redis are clear errors', async () => {
     await assert.rejects(openStore('mongo://x', 'r'), /unknown store "mongo:\/\/x"/);
-    await assert.rejects(openStore('redis://127.0.0.1:1', 'r'), /cannot connect to Redis at redis:\/\/127.0.0.1:1/);
+    await assert.rejects(openStore('redis://127.0.0.1:1', 'r', { startupWaitMs: 300 }), /cannot connect to Redis at redis:\/\/127.0.0.1:1/);
+  });
+
+  test('a Redis that starts a moment after us is waited for', async () => {
+    const late = await startRedis({ delayMs: 1500 });
+    try {
+      const store = await openStore<Rec>(late.url, 'late');
+      await store.put('/x', { target: 'http://x' });
+      assert.deepEqual(await store.get('/x'), { target: 'http://x' });
+      await store.close();
+    } finally {
+      await late.stop();
+    }
   });
 });

@@ -8,9 +8,9 @@
  * page (GET / or /status) needs no token itself.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { BadRequest, Forbidden, HttpError, MethodNotAllowed, NotFound } from '../shared/errors.js';
+import { closeServer, listenOn } from '../shared/net.js';
 import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
@@ -67,24 +67,6 @@ function redirect(res: ServerResponse, location: string, headers: Record<string,
 
 /** The cookie that brings a returning visitor back to their own container. */
 const VISITOR_COOKIE = 'nbpool_visitor';
-
-function listen(server: Server, port: number, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      const address = server.address() as AddressInfo;
-      const hostPart = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      resolve(`http://${hostPart}:${address.port}`);
-    });
-  });
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
 
 /** The spawn path a loading page continues to: `/user/<stale id>/x` -> `/spawn/x`, `/tree` -> `/spawn/tree`. */
 function spawnPathFor(path: string): string {
@@ -285,8 +267,8 @@ export async function startOrchestrator(
   let url: string;
   let adminUrl: string;
   try {
-    url = await listen(publicServer, config.port, config.ip);
-    adminUrl = await listen(adminServer, config.adminPort, config.adminIp);
+    url = `http://${await listenOn(publicServer, config.port, config.ip)}`;
+    adminUrl = `http://${await listenOn(adminServer, config.adminPort, config.adminIp)}`;
   } catch (err) {
     await orch.stop();
     publicServer.close();
@@ -302,7 +284,8 @@ export async function startOrchestrator(
     close() {
       closing ??= (async () => {
         await orch.stop();
-        await Promise.all([close(publicServer), close(adminServer)]);
+        // Long polls would hold shutdown for seconds: cut every connection at once.
+        await Promise.all([closeServer(publicServer, 0), closeServer(adminServer, 0)]);
       })();
       return closing;
     },

@@ -6,11 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
-import { BadRequest, ConfigError, HttpError } from '../shared/errors.js';
+import { BadRequest, HttpError } from '../shared/errors.js';
+import { closeServer, listenOn, reachableAddress } from '../shared/net.js';
 import { decodePath } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry, serveMetrics } from '../shared/metrics.js';
@@ -159,35 +160,6 @@ function routingPath(req: IncomingMessage, hostRouting: boolean): string {
   return '/' + (end <= 0 ? host : host.slice(0, end)) + path;
 }
 
-/** host:port for a URL; the wildcard addresses become loopback, which is where a local client reaches them. */
-function shownAddress(server: Server): string {
-  const address = server.address() as AddressInfo;
-  const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
-  return `${host.includes(':') ? `[${host}]` : host}:${address.port}`;
-}
-
-function listen(server: Server, port: number, host: string | undefined): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new ConfigError(`cannot listen on ${host || '*'}:${port}: ${err.message}`)));
-    server.listen({ port, host: host === '' || host === '*' ? undefined : host }, () => resolve(shownAddress(server)));
-  });
-}
-
-function closeServer(server: Server, graceMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
-}
-
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
   const tls = config.sslKey !== undefined && config.sslCert !== undefined;
   const service = await RouteService.open(config.storageBackend, {
@@ -304,15 +276,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
 
   const servers: Server[] = [];
   try {
-    const publicAddress = await listen(publicServer, config.port, config.ip);
+    const publicAddress = await listenOn(publicServer, config.port, config.ip);
     servers.push(publicServer);
-    const apiAddress = await listen(apiServer, config.apiPort, config.apiIp);
+    const apiAddress = await listenOn(apiServer, config.apiPort, config.apiIp);
     servers.push(apiServer);
     let metricsUrl: string | undefined;
     if (config.metricsPort !== undefined) {
       const metricsServer = await serveMetrics(registry, config.metricsPort, config.metricsIp ?? '');
       servers.push(metricsServer);
-      metricsUrl = `http://${shownAddress(metricsServer)}/metrics`;
+      metricsUrl = `http://${reachableAddress(metricsServer)}/metrics`;
     }
     const publicUrl = `${tls ? 'https' : 'http'}://${publicAddress}`;
     const apiUrl = `http://${apiAddress}`;

@@ -5,9 +5,9 @@
  * map typed errors to statuses.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
 import { BadRequest, ConfigError, Forbidden, HttpError, MethodNotAllowed, NotFound, ServiceUnavailable, TooManyRequests } from '../shared/errors.js';
+import { closeServer, listenOn } from '../shared/net.js';
 import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { affinityCookie, readCookie } from '../shared/cookies.js';
@@ -33,25 +33,6 @@ export interface RunningRedirector {
 
 const SPAWN_BODY_LIMIT = 64 * 1024;
 const VERSION = '0.1.0';
-
-function listen(server: Server, port: number, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      const { port: bound } = server.address() as AddressInfo;
-      const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-      resolve(`http://${shown}:${bound}`);
-    });
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeIdleConnections();
-  });
-}
 
 /** The path and query exactly as the visitor sent them (absolute-form request targets reduced). */
 function pathAndQuery(req: IncomingMessage): string {
@@ -287,10 +268,10 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     createServer((req, res) => void handler(req, res).catch((err: unknown) => sendError(res, err, log)));
   const publicServer = serve(handlePublic);
   const adminServer = serve(handleAdmin);
-  const url = await listen(publicServer, config.port, config.ip);
+  const url = `http://${await listenOn(publicServer, config.port, config.ip)}`;
   let adminUrl: string;
   try {
-    adminUrl = await listen(adminServer, config.adminPort, config.adminIp);
+    adminUrl = `http://${await listenOn(adminServer, config.adminPort, config.adminIp)}`;
   } catch (err) {
     await closeServer(publicServer);
     await registry.close();

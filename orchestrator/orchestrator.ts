@@ -53,7 +53,7 @@ export interface Claim {
 
 export type TicketView =
   | { state: 'waiting'; position: number; waiting: number }
-  | { state: 'ready'; url: string }
+  | { state: 'ready'; url: string; visitorId: string }
   | { state: 'gone' };
 
 interface ContainerInfo {
@@ -76,6 +76,7 @@ interface Ticket {
   pool: string;
   state: 'waiting' | 'ready' | 'gone';
   url?: string;
+  visitorId?: string;
   lastSeen: number;
   openPolls: number;
   readyAt?: number;
@@ -569,6 +570,7 @@ export class Orchestrator {
       startedAt: performance.now(),
       resolve: (claim) => {
         ticket.url = claim.url;
+        ticket.visitorId = claim.id;
         ticket.readyAt = Date.now();
         this.setTicket(ticket, 'ready');
       },
@@ -587,7 +589,7 @@ export class Orchestrator {
     const ticket = this.tickets.get(ticketId);
     if (!ticket || ticket.state === 'gone') return { state: 'gone' };
     ticket.lastSeen = Date.now();
-    if (ticket.state === 'ready') return { state: 'ready', url: ticket.url! };
+    if (ticket.state === 'ready') return { state: 'ready', url: ticket.url!, visitorId: ticket.visitorId! };
     return { state: 'waiting', position: this.core.position(ticketId, ticket.pool), waiting: this.core.figures(ticket.pool, Date.now()).waiting };
   }
 

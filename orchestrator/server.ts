@@ -138,16 +138,16 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
     const ownUrl = returning && !ticket ? orch.returningVisitorUrl(returning, context) : undefined;
     if (ownUrl) return redirect(res, ownUrl);
     const cookieLife = config.cullMax > 0 ? config.cullMax : 86_400;
-    const claimed = (url: string) => redirect(res, url, { 'Set-Cookie': affinityCookie(req, VISITOR_COOKIE, /^\/user\/([^/?]+)/.exec(url)![1]!, cookieLife) });
+    const claimed = (visitorId: string, url: string) => redirect(res, url, { 'Set-Cookie': affinityCookie(req, VISITOR_COOKIE, visitorId, cookieLife) });
     try {
       if (ticket) {
         const view = orch.ticketView(ticket);
-        if (view.state === 'ready') return claimed(view.url);
+        if (view.state === 'ready') return claimed(view.visitorId, view.url);
         if (view.state === 'waiting') return sendHtml(res, 200, waitingPage(ticket, req.url ?? '/', view.position));
         // Gone (expired or unknown): start over as a new visitor.
       }
       const claim = await orch.claimNow(pool, context);
-      if (claim) return claimed(claim.url);
+      if (claim) return claimed(claim.id, claim.url);
       const id = orch.enqueueTicket(pool, context);
       const retry = new URLSearchParams(query);
       retry.set('ticket', id);

@@ -1,4 +1,8 @@
-/** What the orchestrator needs from a container engine; docker-backend.ts implements it with dockerode. */
+/**
+ * What the orchestrator needs from a container engine: docker-backend.ts implements it with
+ * dockerode. The interface speaks of containers, labels and targets, not of Docker: a backend
+ * that runs each container as something else (a Swarm service, a Pod) maps these onto its own.
+ */
 
 /** Labels every container carries; Docker labels are the truth on restart. */
 export const LABELS = {
@@ -48,6 +52,8 @@ export interface FoundContainer {
   running: boolean;
   /** http://host:port, when running and reachable. */
   target?: string;
+  /** Marked claimed on the engine (markClaimed): a restart must never hand it out again. */
+  claimed: boolean;
 }
 
 export interface ExecResult {
@@ -55,7 +61,15 @@ export interface ExecResult {
   output: string;
 }
 
+export interface BackendCapabilities {
+  /** Whether `exec` (and so --claim-hook) is available. */
+  exec: boolean;
+}
+
 export interface ContainerBackend {
+  /** Short name for logs and errors ('docker', 'swarm'). */
+  readonly kind: string;
+  readonly capabilities: BackendCapabilities;
   /** Creates and starts a container; throws when the engine refuses (bad image, bad command...). */
   start(spec: ContainerSpec, signal?: AbortSignal): Promise<StartedContainer>;
   /** All containers (running or not) carrying label `key=value`. */
@@ -64,8 +78,8 @@ export interface ContainerBackend {
   isRunning(containerId: string): Promise<boolean>;
   /** Removes it by force; removing a gone container is not an error. */
   remove(containerId: string, signal?: AbortSignal): Promise<void>;
-  /** Renames it (used to mark a claim durably: labels cannot change after creation). */
-  rename(containerId: string, name: string): Promise<void>;
-  /** Runs a command inside it and waits for it, up to `timeoutMs`. */
-  exec(containerId: string, cmd: string[], env: string[], timeoutMs: number): Promise<ExecResult>;
+  /** Marks it claimed durably on the engine, so `list` reports `claimed: true` after a restart. */
+  markClaimed(containerId: string): Promise<void>;
+  /** Runs a command inside it and waits for it, up to `timeoutMs` (when capabilities.exec). */
+  exec?(containerId: string, cmd: string[], env: string[], timeoutMs: number): Promise<ExecResult>;
 }

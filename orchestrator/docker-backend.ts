@@ -30,7 +30,13 @@ function hostFor(ip: string | undefined): string {
   return ip.includes(':') ? `[${ip}]` : ip;
 }
 
+/** Docker labels cannot change after creation, so a claim is marked durably by a name suffix. */
+const CLAIMED_SUFFIX = '-claimed';
+
 export class DockerBackend implements ContainerBackend {
+  readonly kind = 'docker';
+  readonly capabilities = { exec: true };
+
   constructor(
     readonly docker: Docker = new Docker(),
     private readonly portLabel = 'nbpool.port',
@@ -80,9 +86,11 @@ export class DockerBackend implements ContainerBackend {
     return infos.map((info) => {
       const port = Number(info.Labels[this.portLabel] ?? 0);
       const running = info.State === 'running';
+      const name = (info.Names[0] ?? '').replace(/^\//, '');
       return {
         containerId: info.Id,
-        name: (info.Names[0] ?? '').replace(/^\//, ''),
+        name,
+        claimed: name.endsWith(CLAIMED_SUFFIX),
         labels: info.Labels,
         running,
         target: running ? targetOf(info, port, info.Labels[this.networkLabel]) : undefined,
@@ -110,8 +118,10 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
-  async rename(containerId: string, name: string): Promise<void> {
-    await this.docker.getContainer(containerId).rename({ name });
+  async markClaimed(containerId: string): Promise<void> {
+    const container = this.docker.getContainer(containerId);
+    const name = (await container.inspect()).Name.replace(/^\//, '');
+    if (!name.endsWith(CLAIMED_SUFFIX)) await container.rename({ name: name + CLAIMED_SUFFIX });
   }
 
   async exec(containerId: string, cmd: string[], env: string[], timeoutMs: number): Promise<ExecResult> {

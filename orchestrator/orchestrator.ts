@@ -23,7 +23,6 @@ import { RemovalQueue } from './removal-queue.js';
  * container names and never reused in practice. No '-' or '_' so `<instance>-<pool>-<id>` parses.
  */
 const newId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 24);
-const CLAIMED_SUFFIX = '-claimed';
 /** How often waiters are checked, starts planned and backoffs re-tried. */
 const TICK_MS = 200;
 /** A loading page that has not polled for this long is taken out of the line. */
@@ -274,7 +273,7 @@ export class Orchestrator {
       const id = c.labels[LABELS.user];
       const pool = c.labels[LABELS.pool];
       const route = id ? routes[`/user/${id}`] : undefined;
-      const isClaimed = c.name.endsWith(CLAIMED_SUFFIX) || route !== undefined;
+      const isClaimed = c.claimed || route !== undefined;
       if (!id || !pool || !this.core.hasPool(pool) || !c.running || !c.target) {
         this.log.info({ container: c.containerId, pool, running: c.running }, 'removing a container that cannot be adopted');
         this.removals.add(c.containerId);
@@ -679,7 +678,7 @@ export class Orchestrator {
 
   private markClaimed(id: string, info: ContainerInfo): void {
     this.markQueue.push(() =>
-      this.deps.backend.rename(info.containerId!, info.name + CLAIMED_SUFFIX).catch((err: unknown) => this.log.warn({ err, id }, 'could not mark container claimed')),
+      this.deps.backend.markClaimed(info.containerId!).catch((err: unknown) => this.log.warn({ err, id }, 'could not mark container claimed')),
     );
     this.pumpMarks();
   }
@@ -702,8 +701,14 @@ export class Orchestrator {
     for (const [key, value] of new URLSearchParams(context.query)) {
       if (/^[A-Za-z0-9_]{1,64}$/.test(key)) env.push(`NBPOOL_Q_${key}=${value}`);
     }
+    const backend = this.deps.backend;
+    if (!backend.exec) {
+      this.metrics.hookFailures.inc({ pool: pool.name });
+      this.log.warn({ id: container.id, backend: backend.kind }, `claim hook not run: the ${backend.kind} backend cannot run commands in containers`);
+      return;
+    }
     try {
-      const result = await this.deps.backend.exec(info.containerId!, ['sh', '-c', pool.claimHook!], env, this.config.claimHookTimeout * 1000);
+      const result = await backend.exec(info.containerId!, ['sh', '-c', pool.claimHook!], env, this.config.claimHookTimeout * 1000);
       if (result.exitCode !== 0) {
         this.metrics.hookFailures.inc({ pool: pool.name });
         this.log.warn({ id: container.id, exitCode: result.exitCode, output: result.output }, 'claim hook failed');

@@ -16,6 +16,7 @@ import { LABELS, type ContainerBackend } from './backend.js';
 import type { ClaimJournal } from './claim-journal.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
 import { EngineQueue } from './engine-queue.js';
+import { FairShare } from './fair-share.js';
 import { StatsHistory, type PoolLevels } from './history.js';
 import { createOrchestratorMetrics, type OrchestratorMetrics } from './metrics.js';
 import { PoolCore, PoolError, type PoolContainer, type Waiter } from './pool.js';
@@ -106,6 +107,7 @@ export class Orchestrator {
   private readonly creating = new Set<string>();
   /** Visitors whose claimed container stopped, with the engine's reason, for their next request. */
   private readonly stopped = new Map<string, { reason: string; at: number }>();
+  private readonly shares: FairShare;
   private timers: NodeJS.Timeout[] = [];
   private stopWatching: (() => void) | undefined;
   private reconcileRunning: Promise<void> | undefined;
@@ -138,6 +140,7 @@ export class Orchestrator {
         refillParallel: config.refillParallel,
       },
     );
+    this.shares = new FairShare({ maxPerClient: config.maxPerClient, claimsPerMinute: config.claimsPerMinute, burst: Math.max(1, config.maxPerClient) });
     this.engineWork = new EngineQueue(this.log, { concurrency: config.removeParallel, timeoutMs: 30_000, retryDelayMs: 2_000, maxAttempts: 3 });
     this.metrics = createOrchestratorMetrics(deps.registry, this.core);
   }
@@ -171,7 +174,7 @@ export class Orchestrator {
     this.timers = [];
     for (const p of [...this.pending.values()]) {
       this.core.dropWaiter(p.waiter.id, p.waiter.pool);
-      this.pending.delete(p.waiter.id);
+      this.takePending(p.waiter.id);
       p.reject(new ServiceUnavailable('this node is shutting down; try again', 5));
     }
     for (const ticket of this.tickets.values()) this.setTicket(ticket, 'gone');
@@ -248,8 +251,7 @@ export class Orchestrator {
   private tick(): void {
     const now = Date.now();
     for (const waiter of this.core.expireWaiters(now)) {
-      const p = this.pending.get(waiter.id);
-      this.pending.delete(waiter.id);
+      const p = this.takePending(waiter.id);
       this.metrics.turnedAway.inc({ pool: waiter.pool });
       p?.reject(new TooManyRequests(`no container of pool ${waiter.pool} became free in time; try again`, this.retryAfter()));
       const ticket = this.tickets.get(waiter.id);
@@ -258,7 +260,7 @@ export class Orchestrator {
     for (const ticket of this.tickets.values()) {
       if (ticket.state === 'waiting' && ticket.openPolls === 0 && now - ticket.lastSeen > ABANDON_MS) {
         this.core.dropWaiter(ticket.id, ticket.pool);
-        this.pending.delete(ticket.id);
+        this.takePending(ticket.id);
         this.tickets.delete(ticket.id);
       } else if (ticket.state !== 'waiting' && now - (ticket.readyAt ?? ticket.lastSeen) > TICKET_KEEP_MS) {
         this.tickets.delete(ticket.id);
@@ -367,6 +369,7 @@ export class Orchestrator {
     if (!c) return;
     const wasClaimed = c.state === 'claimed';
     this.core.removing(id);
+    this.shares.release(id);
     this.log.debug({ id, pool: c.pool, reason }, 'retiring container');
     if (wasClaimed) void this.track(this.deps.routes.deleteRoute(routePath(id)).catch((err: unknown) => this.log.warn({ err, id }, 'could not delete route')));
     this.dispose(id);
@@ -395,6 +398,7 @@ export class Orchestrator {
     const containerId = this.info.get(id)?.containerId;
     if (containerId) this.byContainerId.delete(containerId);
     this.info.delete(id);
+    this.shares.release(id);
     this.core.removed(id);
   }
 
@@ -422,14 +426,28 @@ export class Orchestrator {
     return Math.max(2, Math.ceil(this.config.probeTimeout / 4));
   }
 
-  private guard(poolName: string | undefined): PoolConfig {
+  /** Whether this visitor may claim now: the node is up, the pool exists, the client is within its share. */
+  private guard(poolName: string | undefined, context: ClaimContext): PoolConfig {
     if (this.stopping) throw new ServiceUnavailable('this node is shutting down; try again', 5);
-    return this.poolOf(poolName);
+    const pool = this.poolOf(poolName);
+    if (context.client !== undefined) {
+      const verdict = this.shares.check(context.client, Date.now());
+      if (!verdict.ok) {
+        this.metrics.turnedAway.inc({ pool: pool.name });
+        throw new TooManyRequests(
+          verdict.why === 'cap'
+            ? `this address already holds ${this.config.maxPerClient} containers, the most one visitor may hold at once; close one or try again later`
+            : 'too many new containers asked for from this address; try again in a little while',
+          verdict.retryAfterS,
+        );
+      }
+    }
+    return pool;
   }
 
   /** Claims a warm container now, or returns undefined when the visitor must wait. */
   async claimNow(poolName: string | undefined, context: ClaimContext, startedAt = performance.now()): Promise<Claim | undefined> {
-    const pool = this.guard(poolName);
+    const pool = this.guard(poolName, context);
     // While the engine is not trusted, a warm container may be dead: the visitor waits instead.
     if (!this.engineTrusted) return undefined;
     let container: PoolContainer | undefined;
@@ -439,7 +457,26 @@ export class Orchestrator {
       throw this.mapPoolError(err);
     }
     if (!container) return undefined;
+    if (context.client !== undefined) this.shares.spend(context.client, Date.now());
     return this.finishClaim(container, context, startedAt);
+  }
+
+  /** A visitor joins the line; their place counts toward their client's share until it is served or left. */
+  private addPending(p: PendingWaiter): void {
+    this.pending.set(p.waiter.id, p);
+    const client = p.context.client;
+    if (client !== undefined) {
+      this.shares.spend(client, Date.now());
+      this.shares.hold(client, p.waiter.id);
+    }
+  }
+
+  /** A visitor leaves the line (served, expired, gone, drained). */
+  private takePending(waiterId: string): PendingWaiter | undefined {
+    const p = this.pending.get(waiterId);
+    this.pending.delete(waiterId);
+    this.shares.release(waiterId);
+    return p;
   }
 
   /** Claims now or waits in line (API: up to --spawn-wait; page visitors use tickets). */
@@ -462,14 +499,14 @@ export class Orchestrator {
         reject(this.mapPoolError(err, true));
         return;
       }
-      this.pending.set(waiter.id, { waiter, context, startedAt, resolve, reject });
+      this.addPending({ waiter, context, startedAt, resolve, reject });
       this.kick();
     });
   }
 
   /** Puts a loading-page visitor in line and returns their ticket id. */
   enqueueTicket(poolName: string | undefined, context: ClaimContext): string {
-    const pool = this.guard(poolName);
+    const pool = this.guard(poolName, context);
     const now = Date.now();
     const waiter: Waiter = { id: newVisitorId(), pool: pool.name, enqueuedAt: now, deadline: now + this.config.queueWait * 1000 };
     try {
@@ -480,7 +517,7 @@ export class Orchestrator {
     }
     const ticket: Ticket = { id: waiter.id, pool: pool.name, state: 'waiting', lastSeen: now, openPolls: 0, changed: [] };
     this.tickets.set(ticket.id, ticket);
-    this.pending.set(waiter.id, {
+    this.addPending({
       waiter,
       context,
       startedAt: performance.now(),
@@ -535,8 +572,7 @@ export class Orchestrator {
   private serveWaiters(): void {
     if (!this.engineTrusted) return;
     for (const { waiter, container } of this.core.serveWaiters(Date.now())) {
-      const p = this.pending.get(waiter.id);
-      this.pending.delete(waiter.id);
+      const p = this.takePending(waiter.id);
       if (!p) {
         // Cannot happen (waiters leave the core and `pending` together); never hand it out twice.
         this.retire(container.id, 'orphan-claim');
@@ -551,6 +587,7 @@ export class Orchestrator {
     const info = this.info.get(container.id)!;
     // Written down before anything is answered: a crash from here on cannot hand it out again.
     this.deps.journal.record(container.id);
+    if (context.client !== undefined) this.shares.hold(context.client, container.id);
     try {
       await this.deps.routes.addRoute(routePath(container.id), this.routeData(container));
     } catch (err) {
@@ -763,8 +800,7 @@ export class Orchestrator {
   drain(poolName: string, empty: boolean): void {
     this.poolOf(poolName);
     for (const w of this.core.waitersOf(poolName)) {
-      const p = this.pending.get(w.id);
-      this.pending.delete(w.id);
+      const p = this.takePending(w.id);
       p?.reject(new ServiceUnavailable(`pool ${poolName} is draining`, this.retryAfter()));
     }
     this.core.setDraining(poolName, true);

@@ -15,6 +15,7 @@ import { closeServer, listenOn } from '../shared/net.js';
 import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
+import { clientAddress, clientKey, trustedProxies } from '../shared/client-address.js';
 import { affinityCookie, readCookie } from '../shared/cookies.js';
 import { statusPageHtml } from '../shared/status-page.js';
 import type { RouteTableClient } from '../shared/types.js';
@@ -83,8 +84,11 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
     ? { 'Access-Control-Allow-Origin': config.allowOrigin, 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Content-Type, Authorization', 'Access-Control-Max-Age': '600' }
     : {};
 
+  const trusted = trustedProxies(config.trustedProxy);
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { path, query } = splitUrl(req);
+    const client = clientKey(clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted));
     const params = new URLSearchParams(query);
     const method = req.method ?? 'GET';
     const isApi = path.startsWith('/api/');
@@ -109,7 +113,7 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
       const body = text.trim() ? parseJsonObject(text) : {};
       const pool = typeof body.pool === 'string' ? body.pool : (params.get('pool') ?? undefined);
       if (body.path !== undefined && typeof body.path !== 'string') throw new BadRequest('"path" must be a string');
-      const context: ClaimContext = { path: body.path ? safePath(body.path as string) : '', query };
+      const context: ClaimContext = { path: body.path ? safePath(body.path as string) : '', query, client };
       const claim = await orch.claimOrWait(pool, context, config.spawnWait * 1000);
       sendJson(res, 200, { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) });
       return;
@@ -134,7 +138,7 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
       return;
     }
     const rest = spawn[1] && spawn[1] !== '/' ? safePath(spawn[1]) : '';
-    const context: ClaimContext = { path: rest, query };
+    const context: ClaimContext = { path: rest, query, client };
     const pool = params.get('pool') ?? undefined;
     const ticket = params.get('ticket');
     const returning = readCookie(req, VISITOR_COOKIE);

@@ -31,6 +31,8 @@ export interface ClaimContext {
   path: string;
   /** The request's query string without '?' (passed to the hook, and on to the container). */
   query: string;
+  /** Who asks (shared/client-address.ts clientKey), for fair shares; absent for admin claims. */
+  client?: string;
 }
 
 /** Where a visitor is sent: /user/<id>/<path or entry path>[?query][&token=...]. */

@@ -13,15 +13,15 @@ let node: Node;
 
 before(async () => {
   await requireImage(TINY_IMAGE);
-  node = await startNode('serve', ['--pool-size', '6', '--max-containers', '40', '--refill-delay', '0.1']);
+  node = await startNode('serve', ['--pool-size', '6', '--max-containers', '40', '--refill-delay', '0.1', '--spawn-wait', '60']);
 });
 after(() => node?.stop());
 
-/** Claims through the proxy and checks, at once, that the visitor's own container answers. */
+/** Claims through the proxy (waiting in line when the pool ran dry) and checks, at once, that the visitor's own container answers. */
 async function claimAndServe(): Promise<string> {
-  const reply = await http(`${node.proxy.url}/spawn/`);
-  assert.equal(reply.status, 302, reply.body);
-  const location = reply.headers.location as string;
+  const reply = await http(`${node.proxy.url}/api/spawn`, { method: 'POST', body: '{}' });
+  assert.equal(reply.status, 200, reply.body);
+  const location = (JSON.parse(reply.body) as { url: string }).url;
   const base = /^(\/user\/[^/]+\/)/.exec(location)![1]!;
   const page = await http(`${node.proxy.url}${base}api/whoami`);
   assert.equal(page.status, 200, `claim ${location} answered ${page.status}: ${page.body.slice(0, 200)}`);

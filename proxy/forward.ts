@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { BadRequest, HttpError } from '../shared/errors.js';
 import type { Target } from './route-service.js';
+import { ClientFrameScanner } from './ws-frames.js';
 
 /** The target answered something that cannot be passed on. */
 export class BadGateway extends HttpError {
@@ -145,6 +146,20 @@ export function relayedResponseHeaders(raw: readonly string[], options: ForwardO
   }
   if (frameAncestors !== undefined) out.push('Content-Security-Policy', `frame-ancestors ${frameAncestors}`);
   return out;
+}
+
+/**
+ * Copies `from` into `to` with back-pressure, `seen` looking at each chunk first: one 'data'
+ * listener per socket, where pipe() plus an activity listener made two (and an emit over two
+ * listeners copies the listener list on every chunk).
+ */
+function relay(from: Duplex, to: Duplex, seen?: (chunk: Buffer) => void): void {
+  from.on('data', (chunk: Buffer) => {
+    seen?.(chunk);
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.on('end', () => to.end());
 }
 
 /** What the proxy server needs of a forwarding engine (two are measured side by side, see bench/README.md). */
@@ -289,10 +304,12 @@ export class NodeForwarder implements Forwarder {
       upstreamSocket.setTimeout(0);
       (socket as Socket).setNoDelay?.(true);
       (socket as Socket).setTimeout?.(0);
-      socket.on('data', hooks.activity);
-      upstreamSocket.on('data', hooks.activity);
-      socket.pipe(upstreamSocket);
-      upstreamSocket.pipe(socket);
+      // Activity is what the visitor sends, pings and pongs aside: frame headers only, payloads skipped.
+      const frames = String(req.headers.upgrade).toLowerCase() === 'websocket' ? new ClientFrameScanner() : undefined;
+      relay(socket, upstreamSocket, (chunk) => {
+        if (frames === undefined || frames.scan(chunk)) hooks.activity();
+      });
+      relay(upstreamSocket, socket);
     });
 
     // The target answered without upgrading: relay that answer, then close.

@@ -129,7 +129,7 @@ describe('forwarding', () => {
       ws.close();
     });
 
-    test('last_activity moves with HTTP traffic and with WebSocket frames', async () => {
+    test('last_activity moves with HTTP traffic and with the WebSocket messages the visitor sends, not with pings or pongs', async () => {
       await proxy.routes.addRoute('/user/act', { target: a.url });
       const added = Date.parse((await proxy.routes.getRoutes())['/user/act']!.last_activity!);
       const { ws } = await wsOpen(`${proxy.publicUrl.replace('http', 'ws')}/user/act/ws`);
@@ -142,6 +142,13 @@ describe('forwarding', () => {
       const t1 = Date.parse((await proxy.routes.getRoutes())['/user/act']!.last_activity!);
       assert.ok(t1 > t0, `frame moved last_activity (${t0} -> ${t1})`);
       const since = new Date(t1 + 1);
+      // Pings and pongs from the browser are not a person's activity (issue 16 part 3).
+      await new Promise((r) => setTimeout(r, 30));
+      ws.ping();
+      await new Promise((resolve) => ws.once('pong', resolve));
+      ws.pong();
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal((await proxy.routes.getRoutes())['/user/act']!.last_activity, new Date(t1).toISOString(), 'ping and pong left last_activity alone');
       assert.ok((await proxy.routes.getRoutes(since))['/user/act'], 'idle since t1');
       await new Promise((r) => setTimeout(r, 30));
       ws.send('tock');

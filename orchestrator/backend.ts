@@ -36,6 +36,17 @@ export interface ContainerSpec {
   pidsLimit?: number;
   /** host:container[:ro] bind mounts. */
   binds: string[];
+  /** Linux capabilities given back; every other one is dropped. */
+  capAdd: string[];
+  /** Root filesystem read-only (the tmpfs mounts stay writable). */
+  readOnlyRoot: boolean;
+  /** Paths mounted as tmpfs (memory, counted against the container's limit). */
+  tmpfs: string[];
+  /**
+   * False: the container answers whoever routes to it (the proxy) and reaches nothing else,
+   * neither other machines nor other containers. Cannot be combined with `network`.
+   */
+  egress: boolean;
 }
 
 export interface StartedContainer {

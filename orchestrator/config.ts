@@ -47,6 +47,17 @@ export const orchestratorOptionSpecs = {
   containerUser: { type: 'string', help: 'user to run containers as', metavar: 'USER' },
   dockerNetwork: { type: 'string', help: 'Docker network to attach containers to; the proxy then routes to their address on it', metavar: 'NAME' },
   hostDirectories: { type: 'list', help: 'host directories to mount, host:container[:ro], comma-separated', metavar: 'DIRS' },
+  capAdd: {
+    type: 'list',
+    help: 'Linux capabilities given back to containers (all are dropped by default), e.g. CHOWN,SETUID; per pool: "capAdd"',
+    metavar: 'CAPS',
+    check: (caps: string[]) => capabilityError(caps),
+  },
+  readOnly: { type: 'boolean', help: 'read-only root filesystem in containers (/tmp stays writable, a tmpfs)' },
+  noEgress: {
+    type: 'boolean',
+    help: 'containers reach nothing but the proxy answering them: no internet, no other machine, no other container (a Docker network of their own)',
+  },
   redirectUri: { type: 'string', default: '/tree', help: 'path inside the container a visitor lands on when the request names none', metavar: 'PATH', check: checks.urlPath },
   probePath: { type: 'string', default: 'api', help: 'path, relative to the base path, that must answer before a container joins the pool', metavar: 'PATH' },
   probeTimeout: { type: 'number', default: 60, min: 0.1, help: 'seconds a new container has to answer its probe before it is removed', metavar: 'SECONDS' },
@@ -86,6 +97,8 @@ export interface PoolConfig {
   memoryBytes?: number;
   cpuQuota?: number;
   cpuShares?: number;
+  /** Capabilities given back (all others dropped). */
+  capAdd: string[];
 }
 
 export interface OrchestratorConfig extends OrchestratorOptions {
@@ -97,6 +110,12 @@ export interface OrchestratorConfig extends OrchestratorOptions {
 }
 
 export const DEFAULT_POOL = 'default';
+
+/** Capability names as Docker takes them (CHOWN or CAP_CHOWN); undefined when all are valid. */
+export function capabilityError(caps: readonly string[]): string | undefined {
+  const bad = caps.find((c) => !/^(CAP_)?[A-Z_]{2,32}$/.test(c));
+  return bad === undefined ? undefined : `capabilities are upper-case names such as CHOWN or NET_BIND_SERVICE, got ${JSON.stringify(bad)}`;
+}
 
 export function parseSize(text: string, what: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(text.trim());
@@ -113,7 +132,7 @@ export function defaultCapacity(memoryBytes: number, hostBytes = totalmem()): nu
   return Math.max(1, Math.floor((hostBytes - reserve) / memoryBytes));
 }
 
-const POOL_KEYS = ['image', 'command', 'size', 'redirectUri', 'probePath', 'claimHook', 'memLimit', 'cpuQuota', 'cpuShares'] as const;
+const POOL_KEYS = ['image', 'command', 'size', 'redirectUri', 'probePath', 'claimHook', 'memLimit', 'cpuQuota', 'cpuShares', 'capAdd'] as const;
 
 function parsePools(section: unknown, base: PoolConfig): PoolConfig[] {
   if (section === undefined) return [];
@@ -145,6 +164,10 @@ function parsePools(section: unknown, base: PoolConfig): PoolConfig[] {
     const redirectUri = str('redirectUri', base.redirectUri)!;
     if (!redirectUri.startsWith('/')) throw new ConfigError(`${where}.redirectUri must start with /`);
     const memLimit = str('memLimit', undefined);
+    const capAdd = entry.capAdd ?? base.capAdd;
+    if (!Array.isArray(capAdd) || capAdd.some((c) => typeof c !== 'string')) throw new ConfigError(`${where}.capAdd must be a list of capability names`);
+    const capProblem = capabilityError(capAdd as string[]);
+    if (capProblem) throw new ConfigError(`${where}.capAdd: ${capProblem}`);
     out.push({
       name,
       image: str('image', base.image)!,
@@ -156,6 +179,7 @@ function parsePools(section: unknown, base: PoolConfig): PoolConfig[] {
       memoryBytes: memLimit ? parseSize(memLimit, `${where}.memLimit`) : base.memoryBytes,
       cpuQuota: int('cpuQuota', base.cpuQuota, 1000),
       cpuShares: int('cpuShares', base.cpuShares, 2),
+      capAdd: capAdd as string[],
     });
   }
   return out;
@@ -175,7 +199,11 @@ export function buildOrchestratorConfig(values: OrchestratorOptions, file: Recor
     memoryBytes,
     cpuQuota: values.cpuQuota,
     cpuShares: values.cpuShares,
+    capAdd: values.capAdd,
   };
+  if (values.noEgress && values.dockerNetwork) {
+    throw new ConfigError('--no-egress puts containers on a network of their own; it cannot be combined with --docker-network');
+  }
   const pools = [defaultPool, ...parsePools(file.pools, defaultPool)];
   return { ...values, pools, memoryBytes, capacity: values.maxContainers ?? defaultCapacity(memoryBytes) };
 }
@@ -197,7 +225,7 @@ export function orchestratorHelp(): string {
     'Keeps pools of warm containers on a Docker engine (DOCKER_HOST honoured) and hands one to each\n' +
       'visitor through the proxy: GET /spawn/<path>, POST /api/spawn, GET /api/stats.\n' +
       'Named pools come from the config file: {"pools": {"name": {"image", "command", "size",\n' +
-      '"redirectUri", "probePath", "claimHook", "memLimit", "cpuQuota", "cpuShares"}}}.',
+      '"redirectUri", "probePath", "claimHook", "memLimit", "cpuQuota", "cpuShares", "capAdd"}}}.',
     orchestratorOptionSpecs,
   );
 }

@@ -384,6 +384,11 @@ export class Orchestrator {
       cpuShares: pool.cpuShares,
       pidsLimit: this.config.pidsLimit || undefined,
       binds: this.config.hostDirectories,
+      // Container hardening (issue 15, chaos branch): caps dropped, /tmp tmpfs, optional read-only root and no egress.
+      capAdd: pool.capAdd,
+      readOnlyRoot: this.config.readOnly,
+      tmpfs: ['/tmp'],
+      egress: !this.config.noEgress,
     };
     this.creating.add(id);
     try {

@@ -91,6 +91,13 @@ export interface ContainerBackend {
   remove(containerId: string, signal?: AbortSignal): Promise<void>;
   /** Marks it claimed durably on the engine, so `list` reports `claimed: true` after a restart. */
   markClaimed(containerId: string): Promise<void>;
+  /**
+   * Makes this process the only orchestrator of `instance` on the engine, atomically (two racing
+   * for it: one wins). An owner that is provably gone (instance-owner.ts: ownerMayLive) is taken
+   * over; a live one makes it throw InstanceTaken. Resolves to the release (idempotent), called at
+   * shutdown; a SIGKILLed owner leaves its marker for the next one to take over.
+   */
+  acquireInstance(instance: string): Promise<() => Promise<void>>;
   /** Runs a command inside it and waits for it, up to `timeoutMs` (when capabilities.exec). */
   exec?(containerId: string, cmd: string[], env: string[], timeoutMs: number): Promise<ExecResult>;
 }

@@ -8,6 +8,9 @@ import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
 
 export const DEFAULT_IMAGE = 'nbpool/jupyter:latest';
+export const DEFAULT_INSTANCE = 'nbpool';
+/** The public port `nbpool orchestrator` listens on by default. */
+export const DEFAULT_PORT = 9999;
 /**
  * Jupyter 6.4, ready to be embedded in a publisher's iframe on another site: its `_xsrf` cookie has
  * no SameSite attribute, so browsers drop it in cross-site frames and every POST (new notebook,
@@ -65,11 +68,16 @@ export const orchestratorOptionSpecs = {
   claimHookTimeout: { type: 'number', default: 10, min: 0.1, help: 'seconds the claim hook may run', metavar: 'SECONDS' },
   useTokens: { type: 'boolean', help: 'give each container a random secret ({token}) and append it to the redirect' },
   ip: { type: 'string', default: '127.0.0.1', help: 'address of the public handler (the proxy default target)', metavar: 'IP' },
-  port: { type: 'int', default: 9999, min: 0, max: 65535, check: checks.port, help: 'port of the public handler', metavar: 'PORT' },
+  port: { type: 'int', default: DEFAULT_PORT, min: 0, max: 65535, check: checks.port, help: 'port of the public handler', metavar: 'PORT' },
   adminIp: { type: 'string', default: '127.0.0.1', help: 'address of the admin API', metavar: 'IP' },
   adminPort: { type: 'int', default: 10000, min: 0, max: 65535, help: 'port of the admin API (also /metrics and /api/stats/history)', metavar: 'PORT' },
   adminAuthToken: { type: 'string', env: 'ADMIN_AUTH_TOKEN', help: 'token required on the admin API (Authorization: token T)', metavar: 'TOKEN' },
-  instance: { type: 'string', default: 'nbpool', help: 'name written as a label on every container; only this instance\'s containers are adopted', metavar: 'NAME', check: (s: string) => (/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(s) ? undefined : 'letters, digits, _ . - only') },
+  instance: {
+    type: 'string',
+    help: `name written as a label on every container; only this instance's containers are adopted, and one orchestrator at a time runs it on an engine (default: ${DEFAULT_INSTANCE}, or ${DEFAULT_INSTANCE}-<port> when the public port is not the default one, so nodes on one engine differ)`,
+    metavar: 'NAME',
+    check: (s: string) => (/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(s) ? undefined : 'letters, digits, _ . - only'),
+  },
   spawnWait: { type: 'number', default: 10, min: 0, help: 'seconds POST /api/spawn waits for a container before answering 429', metavar: 'SECONDS' },
   queueWait: { type: 'number', default: 300, min: 1, help: 'seconds a visitor may wait on the loading page for a container', metavar: 'SECONDS' },
   queueSize: { type: 'int', default: 1000, min: 0, help: 'visitors who may wait at once; beyond it they get a "full" page', metavar: 'N' },
@@ -101,7 +109,9 @@ export interface PoolConfig {
   capAdd: string[];
 }
 
-export interface OrchestratorConfig extends OrchestratorOptions {
+export interface OrchestratorConfig extends Omit<OrchestratorOptions, 'instance'> {
+  /** --instance, or the default for this node's public port (defaultInstance). */
+  instance: string;
   /** The default pool first. */
   pools: PoolConfig[];
   /** Resolved cap (from --max-containers or host memory). */
@@ -185,8 +195,24 @@ function parsePools(section: unknown, base: PoolConfig): PoolConfig[] {
   return out;
 }
 
-/** Builds the full configuration from parsed options and the config file (for `pools`). */
-export function buildOrchestratorConfig(values: OrchestratorOptions, file: Record<string, unknown> = {}): OrchestratorConfig {
+/**
+ * The instance of a node started without --instance: two nodes on one engine listen on different
+ * public ports, so they get different instances and never touch each other's containers; a node
+ * restarted on its port adopts its own. The program's default port keeps the plain name.
+ */
+export function defaultInstance(publicPort: number, programDefaultPort: number): string {
+  return publicPort === programDefaultPort ? DEFAULT_INSTANCE : `${DEFAULT_INSTANCE}-${publicPort}`;
+}
+
+/**
+ * Builds the full configuration from parsed options and the config file (for `pools`);
+ * `instanceFor` names the instance when --instance is not given (nbpool up: from the proxy's port).
+ */
+export function buildOrchestratorConfig(
+  values: OrchestratorOptions,
+  file: Record<string, unknown> = {},
+  instanceFor = () => defaultInstance(values.port, DEFAULT_PORT),
+): OrchestratorConfig {
   const memoryBytes = parseSize(values.memLimit, '--mem-limit');
   const defaultPool: PoolConfig = {
     name: DEFAULT_POOL,
@@ -205,7 +231,7 @@ export function buildOrchestratorConfig(values: OrchestratorOptions, file: Recor
     throw new ConfigError('--no-egress puts containers on a network of their own; it cannot be combined with --docker-network');
   }
   const pools = [defaultPool, ...parsePools(file.pools, defaultPool)];
-  return { ...values, pools, memoryBytes, capacity: values.maxContainers ?? defaultCapacity(memoryBytes) };
+  return { ...values, instance: values.instance ?? instanceFor(), pools, memoryBytes, capacity: values.maxContainers ?? defaultCapacity(memoryBytes) };
 }
 
 /** Parses argv + env + config file into an OrchestratorConfig; `help` is set when --help was asked. */

@@ -1,9 +1,10 @@
 /** ContainerBackend on a Docker engine through dockerode; DOCKER_HOST (unix, tcp, tls) is honoured by docker-modem. */
 import { execFile } from 'node:child_process';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import type { ContainerBackend, ContainerSpec, ExecResult, FoundContainer, StartedContainer } from './backend.js';
+import { currentOwner, InstanceTaken, ownerMayLive, type InstanceOwner } from './instance-owner.js';
 
 function statusCode(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
@@ -56,6 +57,28 @@ async function closeHostToNoEgressBridge(): Promise<void> {
   } catch (err) {
     throw new Error(`--no-egress needs iptables on the engine's host (as root) to keep containers off the host's own addresses: ${(err as Error).message.split('\n')[0]}`);
   }
+}
+
+/**
+ * Instance ownership: a container named `<instance>.owner`, created and never started (the engine
+ * refuses a second container of one name: 409), from an empty image made here (nothing to pull;
+ * any pool image may be missing). Labels name the owner. Never carries the instance label, so no
+ * listing of the instance's containers sees it.
+ */
+const OWNER_IMAGE = 'nbpool/owner-marker:1';
+const OWNER_LABEL = 'nbpool.owner-of';
+const ownerName = (instance: string) => `${instance}.owner`;
+/** An empty tar archive: two zero blocks. */
+const EMPTY_TAR = Buffer.alloc(1024);
+
+function ownerFromLabels(labels: Record<string, string>): InstanceOwner {
+  return {
+    host: labels['nbpool.owner.host'] ?? '',
+    boot: labels['nbpool.owner.boot'] ?? '',
+    pid: Number(labels['nbpool.owner.pid']),
+    started: labels['nbpool.owner.started'] ?? '',
+    since: labels['nbpool.owner.since'] ?? '',
+  };
 }
 
 /** Docker labels cannot change after creation, so a claim is marked durably by a name suffix. */
@@ -179,6 +202,65 @@ export class DockerBackend implements ContainerBackend {
       // 404: already gone; 409 "removal already in progress": the engine finishes it.
       if (statusCode(err) === 404 || statusCode(err) === 409) return;
       throw err;
+    }
+  }
+
+  async acquireInstance(instance: string): Promise<() => Promise<void>> {
+    const me = currentOwner();
+    const name = ownerName(instance);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let created: Docker.Container;
+      try {
+        created = await this.createOwnerMarker(name, instance, me);
+      } catch (err) {
+        if (statusCode(err) !== 409) throw err;
+        let found: Docker.ContainerInspectInfo;
+        try {
+          found = await this.docker.getContainer(name).inspect();
+        } catch (e) {
+          if (statusCode(e) === 404) continue; // released in between: try again
+          throw e;
+        }
+        const owner = ownerFromLabels(found.Config.Labels ?? {});
+        if (ownerMayLive(owner, me)) throw new InstanceTaken(instance, owner, `docker rm ${name}`);
+        // Provably gone (its pid is dead on this machine): take over. By id, so a newer owner that
+        // raced us to it is never removed.
+        await this.remove(found.Id);
+        continue;
+      }
+      let released = false;
+      return async () => {
+        if (released) return;
+        released = true;
+        await this.remove(created.id);
+      };
+    }
+    throw new Error(`could not take instance ${JSON.stringify(instance)}: its owner marker ${name} keeps changing hands`);
+  }
+
+  private async createOwnerMarker(name: string, instance: string, owner: InstanceOwner): Promise<Docker.Container> {
+    const options = {
+      name,
+      Image: OWNER_IMAGE,
+      Cmd: ['owner-marker'],
+      Labels: {
+        [OWNER_LABEL]: instance,
+        'nbpool.owner.host': owner.host,
+        'nbpool.owner.boot': owner.boot,
+        'nbpool.owner.pid': String(owner.pid),
+        'nbpool.owner.started': owner.started,
+        'nbpool.owner.since': owner.since,
+      },
+      HostConfig: { NetworkMode: 'none' },
+    };
+    try {
+      return await this.docker.createContainer(options);
+    } catch (err) {
+      if (statusCode(err) !== 404) throw err;
+      // No marker image on this engine yet: import an empty one, then again.
+      const progress = await this.docker.importImage(Readable.from([EMPTY_TAR]), { repo: OWNER_IMAGE.split(':')[0], tag: OWNER_IMAGE.split(':')[1] });
+      await new Promise((resolve, reject) => this.docker.modem.followProgress(progress, (e: Error | null) => (e ? reject(e) : resolve(undefined))));
+      return this.docker.createContainer(options);
     }
   }
 

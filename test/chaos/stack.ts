@@ -26,7 +26,7 @@ export interface ProxyProcess {
   stop(): Promise<void>;
 }
 
-export async function proxyProcess(defaultTarget: string, storageBackend = 'memory'): Promise<ProxyProcess> {
+export async function proxyProcess(defaultTarget: string, storageBackend = 'memory', extra: readonly string[] = []): Promise<ProxyProcess> {
   const [port, apiPort] = [await freePort(), await freePort()];
   const token = randomBytes(16).toString('hex');
   const routes = new HttpRouteTableClient(`http://127.0.0.1:${apiPort}`, token);
@@ -45,7 +45,7 @@ export async function proxyProcess(defaultTarget: string, storageBackend = 'memo
     routes,
     async start() {
       child = spawn(process.execPath, ['--import', 'tsx', NBPOOL, 'proxy', '--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort),
-        '--default-target', defaultTarget, '--storage-backend', storageBackend, '--log-level', 'warn'], { env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: token }, stdio: 'ignore' });
+        '--default-target', defaultTarget, '--storage-backend', storageBackend, '--log-level', 'warn', ...extra], { env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: token }, stdio: 'ignore' });
       await waitFor(() => routes.getRoutes().then(() => true), { timeoutMs: 30_000, intervalMs: 50, what: 'the proxy REST API' });
     },
     kill: () => end('SIGKILL'),

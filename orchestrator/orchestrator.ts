@@ -160,6 +160,8 @@ export class Orchestrator {
   private readonly markQueue: Array<() => Promise<void>> = [];
   private marking = 0;
   private stopping = false;
+  /** Chaos branch (issue 15): why each pool's last start failed, until one succeeds; shown in the stats. */
+  private readonly lastFailure = new Map<string, string>();
   private readonly log: Logger;
   private readonly metrics;
 
@@ -397,6 +399,7 @@ export class Orchestrator {
     } catch (err) {
       this.creating.delete(id);
       this.log.warn({ err: (err as Error).message, pool: poolName }, 'container failed to start');
+      this.lastFailure.set(poolName, `container failed to start: ${(err as Error).message}`);
       this.fail(id);
       return;
     }
@@ -424,6 +427,7 @@ export class Orchestrator {
       try {
         const status = await probeOnce(url, Math.min(2000, Math.max(50, deadline - Date.now())));
         if (status >= 200 && status < 400) {
+          this.lastFailure.delete(poolName);
           if (this.core.admitted(id)) {
             this.log.debug({ id, pool: poolName }, 'container admitted');
             this.kick();
@@ -445,6 +449,7 @@ export class Orchestrator {
     }
     if (this.stopping || this.core.get(id)?.state !== 'starting') return;
     this.log.warn({ id, pool: poolName, lastError, probe: url }, 'container never answered its probe; removing it');
+    this.lastFailure.set(poolName, `container never answered its probe: ${lastError}`);
     this.fail(id);
   }
 
@@ -840,6 +845,7 @@ export class Orchestrator {
       waiting: f.waiting,
       failures: f.failures,
       ...(f.backoffUntil ? { backoff_until: new Date(f.backoffUntil).toISOString() } : {}),
+      ...(this.lastFailure.has(name) ? { last_failure: this.lastFailure.get(name) } : {}),
       draining: f.draining,
       generation: f.generation,
       redirect_uri: pool.redirectUri,

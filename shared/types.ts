@@ -37,6 +37,8 @@ export interface PoolStats {
   failures: number;
   /** Set while refills are backing off after repeated failures. */
   backoff_until?: string;
+  /** Why the last start failed, while no start has succeeded since (the engine's words). */
+  last_failure?: string;
   draining: boolean;
 }
 

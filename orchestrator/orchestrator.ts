@@ -119,6 +119,8 @@ export class Orchestrator {
   private engineTrusted = true;
   private kickScheduled = false;
   private stopping = false;
+  /** Chaos branch (issue 15): why each pool's last start failed, until one succeeds; shown in the stats. */
+  private readonly lastFailure = new Map<string, string>();
   private readonly log: Logger;
   private readonly metrics: OrchestratorMetrics;
 
@@ -307,6 +309,7 @@ export class Orchestrator {
     } catch (err) {
       this.creating.delete(id);
       this.log.warn({ err: (err as Error).message, pool: poolName, backend: this.deps.backend.kind }, 'container failed to start');
+      this.lastFailure.set(poolName, `container failed to start: ${(err as Error).message}`);
       this.fail(id);
       return;
     }
@@ -333,6 +336,7 @@ export class Orchestrator {
     while (Date.now() < deadline && this.core.get(id)?.state === 'starting' && !this.stopping) {
       try {
         await this.deps.probe.check(url, Math.min(2000, Math.max(50, deadline - Date.now())));
+        this.lastFailure.delete(poolName);
         if (this.core.admitted(id)) {
           this.log.debug({ id, pool: poolName }, 'container admitted');
           this.kick();
@@ -352,6 +356,7 @@ export class Orchestrator {
     }
     if (this.stopping || this.core.get(id)?.state !== 'starting') return;
     this.log.warn({ id, pool: poolName, lastError, probe: url }, 'container never answered its probe; removing it');
+    this.lastFailure.set(poolName, `container never answered its probe: ${lastError}`);
     this.fail(id);
   }
 
@@ -830,6 +835,7 @@ export class Orchestrator {
       waiting: f.waiting,
       failures: f.failures,
       ...(f.backoffUntil ? { backoff_until: new Date(f.backoffUntil).toISOString() } : {}),
+      ...(this.lastFailure.has(name) ? { last_failure: this.lastFailure.get(name) } : {}),
       draining: f.draining,
       refill_paused: f.refillPaused,
       generation: f.generation,

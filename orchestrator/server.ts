@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { BadRequest, Forbidden, HttpError, MethodNotAllowed, NotFound } from '../shared/errors.js';
+import { BadRequest, ConfigError, Forbidden, HttpError, MethodNotAllowed, NotFound } from '../shared/errors.js';
 import { closeServer, listenOn } from '../shared/net.js';
 import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
@@ -24,6 +24,7 @@ import type { OrchestratorConfig } from './config.js';
 import { FileClaimJournal } from './claim-journal.js';
 import { DockerBackend } from './docker-backend.js';
 import { HttpProbe } from './probe.js';
+import { InstanceTaken } from './instance-owner.js';
 import { Orchestrator, type ClaimContext } from './orchestrator.js';
 import { fullPage, loadingPage, waitingPage } from './pages.js';
 
@@ -251,6 +252,16 @@ function adminHandler(orch: Orchestrator, config: OrchestratorConfig, registry: 
   };
 }
 
+/** Sole ownership of the instance on the engine, or one clear line saying who has it. */
+async function acquireInstance(backend: ContainerBackend, instance: string): Promise<() => Promise<void>> {
+  try {
+    return await backend.acquireInstance(instance);
+  } catch (err) {
+    if (!(err instanceof InstanceTaken)) throw err;
+    throw new ConfigError(`${err.message}; give this one its own --instance NAME (if that one is gone for good: ${err.clearHint})`);
+  }
+}
+
 /**
  * Starts the orchestrator: adopts this instance's containers, fills the pools, and serves the
  * public handler and the admin API on their (possibly ephemeral) ports.
@@ -260,16 +271,23 @@ export async function startOrchestrator(
   deps: { routes: RouteTableClient; log: Logger; backend?: ContainerBackend },
 ): Promise<RunningOrchestrator> {
   const registry = createRegistry('orchestrator');
+  const backend = deps.backend ?? new DockerBackend();
+  const release = await acquireInstance(backend, config.instance);
   const orch = new Orchestrator(config, {
     routes: deps.routes,
     log: deps.log,
-    backend: deps.backend ?? new DockerBackend(),
+    backend,
     probe: new HttpProbe(),
     journal: new FileClaimJournal(config.claimsJournal ?? join('.nbpool', `claims-${config.instance}.log`)),
     registry,
     version: packageVersion(),
   });
-  await orch.start();
+  try {
+    await orch.start();
+  } catch (err) {
+    await release();
+    throw err;
+  }
   const publicServer = createServer(publicHandler(orch, config, deps.log));
   const adminServer = createServer(adminHandler(orch, config, registry, deps.log));
   publicServer.keepAliveTimeout = 65_000;
@@ -280,6 +298,7 @@ export async function startOrchestrator(
     adminUrl = `http://${await listenOn(adminServer, config.adminPort, config.adminIp)}`;
   } catch (err) {
     await orch.stop();
+    await release();
     publicServer.close();
     adminServer.close();
     throw err;
@@ -294,7 +313,7 @@ export async function startOrchestrator(
       closing ??= (async () => {
         await orch.stop();
         // Long polls would hold shutdown for seconds: cut every connection at once.
-        await Promise.all([closeServer(publicServer, 0), closeServer(adminServer, 0)]);
+        await Promise.all([closeServer(publicServer, 0), closeServer(adminServer, 0), release()]);
       })();
       return closing;
     },

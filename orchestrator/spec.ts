@@ -78,5 +78,9 @@ export function containerSpec(config: OrchestratorConfig, pool: PoolConfig, inpu
     cpuShares: pool.cpuShares,
     pidsLimit: config.pidsLimit || undefined,
     binds: config.hostDirectories,
+    capAdd: pool.capAdd,
+    readOnlyRoot: config.readOnly,
+    tmpfs: ['/tmp'],
+    egress: !config.noEgress,
   };
 }

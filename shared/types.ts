@@ -39,6 +39,8 @@ export interface PoolStats {
   backoff_until?: string;
   /** Replacements held back while a burst of claims is served (--refill-delay). */
   refill_paused: boolean;
+  /** Why the last start failed, while no start has succeeded since (the engine's words). */
+  last_failure?: string;
   draining: boolean;
 }
 

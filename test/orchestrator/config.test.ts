@@ -64,3 +64,12 @@ test('named pools inherit the flags and are validated with clear messages', () =
   ];
   for (const [pools, message] of bad) assert.throws(() => load([], pools), message);
 });
+
+test('capabilities given back per pool or by flag; --no-egress excludes --docker-network', () => {
+  const config = load(['--cap-add', 'CHOWN,SETUID'], { lab: { capAdd: ['NET_BIND_SERVICE'] }, plain: {} });
+  assert.deepEqual(config.pools.map((p) => p.capAdd), [['CHOWN', 'SETUID'], ['NET_BIND_SERVICE'], ['CHOWN', 'SETUID']]);
+  assert.deepEqual(load([]).pools[0]!.capAdd, [], 'none by default');
+  assert.throws(() => load(['--cap-add', 'chown']), /^ConfigError: --cap-add: capabilities are upper-case names/);
+  assert.throws(() => load([], { lab: { capAdd: 'CHOWN' } }), /pools.lab.capAdd must be a list/);
+  assert.throws(() => load(['--no-egress', '--docker-network', 'mine']), /--no-egress .* cannot be combined with --docker-network/);
+});

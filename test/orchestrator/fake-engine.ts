@@ -78,6 +78,15 @@ export class FakeEngine implements ContainerBackend {
     if (c) c.claimed = true;
   }
 
+  /** Instances owned here: a second owner is refused, as the real engines do. */
+  readonly owners = new Set<string>();
+
+  async acquireInstance(instance: string): Promise<() => Promise<void>> {
+    if (this.owners.has(instance)) throw new Error(`instance ${instance} is taken`);
+    this.owners.add(instance);
+    return async () => void this.owners.delete(instance);
+  }
+
   watch(_label: string, _value: string, watcher: EngineWatcher): () => void {
     this.watchers.push(watcher);
     return () => (this.watchers = this.watchers.filter((w) => w !== watcher));

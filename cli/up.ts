@@ -12,6 +12,7 @@ import { onShutdown } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { freeLoopbackPort } from '../shared/net.js';
 import type { NodeStats } from '../shared/types.js';
+import { openBackend } from '../orchestrator/backends.js';
 import { buildOrchestratorConfig, orchestratorOptionSpecs } from '../orchestrator/config.js';
 import { startOrchestrator } from '../orchestrator/server.js';
 import { proxyOptionSpecs, resolveProxyConfig } from '../proxy/config.js';
@@ -92,9 +93,8 @@ export async function run(argv: string[]): Promise<void> {
     parsed.values;
   // Known before the proxy starts, so the proxy can name the orchestrator as its default target.
   const handlerPort = orchestratorPort || (await freeLoopbackPort());
-  const orchestratorConfig = buildOrchestratorConfig(
-    { ...pool, ip: '127.0.0.1', port: handlerPort, configproxyEndpoint: 'http://in-process', configproxyAuthToken: undefined },
-    parsed.file,
+  const { backend, config: orchestratorConfig } = await openBackend(
+    buildOrchestratorConfig({ ...pool, ip: '127.0.0.1', port: handlerPort, configproxyEndpoint: 'http://in-process', configproxyAuthToken: undefined }, parsed.file),
   );
   const proxyConfig = resolveProxyConfig({
     ...parseConfig(proxyOptionSpecs, [], {}).values,
@@ -118,7 +118,7 @@ export async function run(argv: string[]): Promise<void> {
   const proxy = await startProxy(proxyConfig, log.child({ component: 'proxy' }));
   let orchestrator;
   try {
-    orchestrator = await startOrchestrator(orchestratorConfig, { routes: proxy.routes, log: log.child({ component: 'orchestrator' }) });
+    orchestrator = await startOrchestrator(orchestratorConfig, { routes: proxy.routes, log: log.child({ component: 'orchestrator' }), backend });
   } catch (err) {
     await proxy.close();
     throw err;

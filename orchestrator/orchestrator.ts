@@ -745,6 +745,9 @@ export class Orchestrator {
         this.metrics.healed.inc({ pool: c.pool });
         this.retire(c.id, 'dead');
         if (!engine) this.forget(c.id);
+      } else if (engine.leaving && c.state === 'warm') {
+        this.log.info({ id: c.id, pool: c.pool }, "warm container's machine is leaving; replacing it elsewhere");
+        this.retire(c.id, 'leaving');
       }
     }
     // Containers of this instance we do not know (a removal given up, a start cut short): remove.

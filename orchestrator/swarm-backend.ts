@@ -243,6 +243,7 @@ export class SwarmBackend implements ContainerBackend {
       const labels = service.Spec?.Labels ?? {};
       const task = live.get(service.ID);
       const target = task ? taskTarget(task, nodes, Number(labels[PORT_LABEL] ?? 0), labels[NETWORK_LABEL]) : undefined;
+      const availability = task?.NodeID ? nodes.get(task.NodeID)?.Spec?.Availability : undefined;
       return {
         containerId: service.ID,
         name: service.Spec?.Name ?? '',
@@ -250,6 +251,8 @@ export class SwarmBackend implements ContainerBackend {
         running: task !== undefined,
         target,
         claimed: labels[CLAIMED_LABEL] === 'true',
+        // Paused: swarm places nothing new there and keeps what runs (drain stops every task).
+        leaving: availability !== undefined && availability !== 'active',
       };
     });
   }

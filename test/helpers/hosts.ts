@@ -227,9 +227,20 @@ async function startHost(run: string, index: number, subnet: number, options: Ho
   return host;
 }
 
+/** Copies `images` from the local engine into `hosts` (one `docker save`, loaded into all at once). */
+export async function loadImages(hosts: readonly DockerHost[], images: readonly string[]): Promise<void> {
+  const tar = `/tmp/nbh-images-${randomBytes(4).toString('hex')}.tar`;
+  try {
+    await sh('docker', ['save', '-o', tar, ...images]);
+    await Promise.all(hosts.map((h) => sh('docker', ['-H', h.dockerHost, 'load', '-q', '-i', tar])));
+  } finally {
+    rmSync(tar, { force: true });
+  }
+}
+
 /**
  * Starts `count` Docker hosts in parallel (15-25 s each here) and loads `images` from the local
- * engine into each (one `docker save`, loaded into every host at once). On any failure the hosts already started are stopped.
+ * engine into each. On any failure the hosts already started are stopped.
  */
 export async function startDockerHosts(count: number, images: readonly string[], options: HostOptions = {}): Promise<DockerHost[]> {
   await sweepOrphans();
@@ -238,21 +249,15 @@ export async function startDockerHosts(count: number, images: readonly string[],
   const subnets: number[] = [];
   for (let n = 1 + (parseInt(run, 16) % 200); subnets.length < count; n = (n % 250) + 1) if (!used.has(n)) subnets.push(n);
 
-  const tar = `/tmp/nbh-${run}-images.tar`;
-  const saved = exec('docker', ['save', '-o', tar, ...images], { maxBuffer: 1 << 20 });
   const started = await Promise.allSettled(subnets.map((subnet, i) => startHost(run, i, subnet, options)));
   const hosts = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   try {
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    await saved;
-    await Promise.all(hosts.map((h) => sh('docker', ['-H', h.dockerHost, 'load', '-q', '-i', tar])));
+    await loadImages(hosts, images);
     return hosts;
   } catch (err) {
     await Promise.all(hosts.map((h) => h.stop()));
     throw err;
-  } finally {
-    await saved.catch(() => undefined);
-    rmSync(tar, { force: true });
   }
 }

@@ -157,12 +157,20 @@ export async function startSwarm(workerCount: number, images: readonly string[],
     throw err;
   }
 
+  // A run interrupted (Ctrl-C, the test runner's timeout) still leaves the manager as found.
+  const onSignal = (signal: NodeJS.Signals) => void stop().finally(() => process.kill(process.pid, signal));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   return {
     docker,
     managerAddress,
     workers,
     workerOf: (nodeId) => workers.find((w) => w.nodeId === nodeId),
-    stop,
+    async stop() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await stop();
+    },
   };
 }
 

@@ -39,7 +39,8 @@ const upOptionSpecs = {
 } as const satisfies OptionSpecs;
 
 const HELP_SUMMARY =
-  'Runs a proxy and an orchestrator for one Docker host in one process: visitors open\n' +
+  'Runs a proxy and an orchestrator for one Docker host (or, with --backend swarm on a manager,\n' +
+  'a whole swarm) in one process: visitors open\n' +
   'http://IP:PORT/ and each gets their own warm container. Pool flags are the orchestrator\'s\n' +
   '(see nbpool orchestrator --help); --ip/--port name the public address.';
 

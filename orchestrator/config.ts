@@ -210,7 +210,8 @@ export function loadOrchestratorConfig(
 export function orchestratorHelp(): string {
   return renderHelp(
     'Usage: nbpool orchestrator [options]',
-    'Keeps pools of warm containers on a Docker engine (DOCKER_HOST honoured) and hands one to each\n' +
+    'Keeps pools of warm containers on a Docker engine (DOCKER_HOST honoured), or across a swarm\n' +
+      '(--backend swarm, on a manager), and hands one to each\n' +
       'visitor through the proxy: GET /spawn/<path>, POST /api/spawn, GET /api/stats.\n' +
       'Named pools come from the config file: {"pools": {"name": {"image", "command", "size",\n' +
       '"redirectUri", "probePath", "claimHook", "memLimit", "cpuQuota", "cpuShares"}}}.',

@@ -154,6 +154,9 @@ export interface SwarmBackendOptions {
   startTimeoutMs?: number;
 }
 
+/** How often the tasks of starting services are polled. */
+const START_POLL_MS = 100;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -163,6 +166,13 @@ export class SwarmBackend implements ContainerBackend {
   readonly capabilities = { exec: false };
   private readonly constraints: readonly string[];
   private readonly startTimeoutMs: number;
+  /** Services whose task start() waits for, by service id. */
+  private readonly starting = new Map<string, { resolve(task: SwarmTask): void; reject(err: Error): void }>();
+  /** The last state seen of each starting service's task, for the timeout's message. */
+  private readonly lastSeen = new Map<string, string>();
+  private polling = false;
+  /** Nodes by id, refreshed when a task lands on a node not in it. */
+  private nodeCache = new Map<string, SwarmNode>();
 
   constructor(
     readonly docker: Docker = new Docker(),
@@ -204,28 +214,64 @@ export class SwarmBackend implements ContainerBackend {
     }
   }
 
-  /** Polls the service's task until it runs (then its target) or can no longer run. */
+  /** Waits for the service's task to run (then its target) or to end without running. */
   private async untilRunning(serviceId: string, spec: ContainerSpec, signal?: AbortSignal): Promise<string> {
-    const deadline = Date.now() + this.startTimeoutMs;
-    let nodes = new Map<string, SwarmNode>();
-    let last: SwarmTask | undefined;
-    for (let delay = 50; Date.now() < deadline; delay = Math.min(250, delay * 1.5)) {
-      signal?.throwIfAborted();
-      const tasks = (await this.docker.listTasks({ filters: { service: [serviceId] } })) as SwarmTask[];
-      last = tasks[0];
-      if (last && TERMINAL.has(last.Status?.State ?? '')) {
-        throw new Error(`service ${spec.name}: task ${last.Status?.State}: ${last.Status?.Err || last.Status?.Message || 'no reason given'}`);
-      }
-      if (last && isLive(last)) {
-        if (!spec.network && last.NodeID && !nodes.has(last.NodeID)) nodes = new Map((await this.nodes()).map((n) => [n.ID, n]));
-        const target = taskTarget(last, nodes, spec.port, spec.network);
-        if (!target) throw new Error(`service ${spec.name} runs but has no address for port ${spec.port}`);
-        return target;
-      }
-      await sleep(delay);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const settled = new Promise<SwarmTask>((resolve, reject) => {
+      this.starting.set(serviceId, { resolve, reject });
+      timer = setTimeout(() => reject(new Error(`service ${spec.name}: no task running within ${this.startTimeoutMs / 1000} s (${this.lastSeen.get(serviceId) ?? 'no task yet'})`)), this.startTimeoutMs);
+      onAbort = () => reject(signal!.reason as Error);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      void this.pollStarting();
+    });
+    try {
+      const task = await settled;
+      if (!isLive(task)) throw new Error(`service ${spec.name}: task ${task.Status?.State}: ${task.Status?.Err || task.Status?.Message || 'no reason given'}`);
+      let nodes = this.nodeCache;
+      if (!spec.network && task.NodeID && !nodes.has(task.NodeID)) nodes = this.nodeCache = new Map((await this.nodes()).map((n) => [n.ID, n]));
+      const target = taskTarget(task, nodes, spec.port, spec.network);
+      if (!target) throw new Error(`service ${spec.name} runs but has no address for port ${spec.port}`);
+      return target;
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      this.starting.delete(serviceId);
+      this.lastSeen.delete(serviceId);
     }
-    const why = last?.Status?.Err || last?.Status?.Message || 'no task yet';
-    throw new Error(`service ${spec.name}: no task running within ${this.startTimeoutMs / 1000} s (${last?.Status?.State ?? 'none'}: ${why})`);
+  }
+
+  /**
+   * One poller for every start in flight: one tasks list a tick, whatever the number of services
+   * starting (the engine has no task events; a poll per start would load the manager 8 times over).
+   */
+  private async pollStarting(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      while (this.starting.size > 0) {
+        await sleep(START_POLL_MS);
+        const ids = [...this.starting.keys()];
+        if (ids.length === 0) break;
+        let tasks: SwarmTask[];
+        try {
+          tasks = (await this.docker.listTasks({ filters: { service: ids } })) as SwarmTask[];
+        } catch {
+          continue; // The start's own deadline bounds a manager that stops answering.
+        }
+        for (const task of tasks) {
+          const waiter = this.starting.get(task.ServiceID);
+          if (!waiter) continue;
+          this.lastSeen.set(task.ServiceID, `${task.Status?.State}: ${task.Status?.Err || task.Status?.Message || ''}`);
+          if (isLive(task) || TERMINAL.has(task.Status?.State ?? '')) {
+            this.starting.delete(task.ServiceID);
+            waiter.resolve(task);
+          }
+        }
+      }
+    } finally {
+      this.polling = false;
+    }
   }
 
   /** One services list, one tasks list, one nodes list, whatever the pool size. */

@@ -12,6 +12,7 @@ import { onShutdown } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { freeLoopbackPort } from '../shared/net.js';
 import type { NodeStats } from '../shared/types.js';
+import { openBackend } from '../orchestrator/backends.js';
 import { buildOrchestratorConfig, defaultInstance, orchestratorOptionSpecs } from '../orchestrator/config.js';
 import { startOrchestrator } from '../orchestrator/server.js';
 import { proxyOptionSpecs, resolveProxyConfig } from '../proxy/config.js';
@@ -40,7 +41,8 @@ const upOptionSpecs = {
 } as const satisfies OptionSpecs;
 
 const HELP_SUMMARY =
-  'Runs a proxy and an orchestrator for one Docker host in one process: visitors open\n' +
+  'Runs a proxy and an orchestrator for one Docker host (or, with --backend swarm on a manager,\n' +
+  'a whole swarm) in one process: visitors open\n' +
   'http://IP:PORT/ and each gets their own warm container. Pool flags are the orchestrator\'s\n' +
   '(see nbpool orchestrator --help); --ip/--port name the public address.';
 
@@ -94,9 +96,8 @@ export async function run(argv: string[]): Promise<void> {
     parsed.values;
   // Known before the proxy starts, so the proxy can name the orchestrator as its default target.
   const handlerPort = orchestratorPort || (await freeLoopbackPort());
-  const orchestratorConfig = buildOrchestratorConfig(
-    { ...pool, ip: '127.0.0.1', port: handlerPort, configproxyEndpoint: 'http://in-process', configproxyAuthToken: undefined },
-    parsed.file,
+  const { backend, config: orchestratorConfig } = await openBackend(
+    buildOrchestratorConfig({ ...pool, ip: '127.0.0.1', port: handlerPort, configproxyEndpoint: 'http://in-process', configproxyAuthToken: undefined }, parsed.file),
   );
   const proxyConfig = resolveProxyConfig({
     ...parseConfig(proxyOptionSpecs, [], {}).values,
@@ -122,7 +123,7 @@ export async function run(argv: string[]): Promise<void> {
   if (!pool.instance) orchestratorConfig.instance = defaultInstance(Number(new URL(proxy.publicUrl).port), UP_DEFAULT_PORT);
   let orchestrator;
   try {
-    orchestrator = await startOrchestrator(orchestratorConfig, { routes: proxy.routes, log: log.child({ component: 'orchestrator' }) });
+    orchestrator = await startOrchestrator(orchestratorConfig, { routes: proxy.routes, log: log.child({ component: 'orchestrator' }), backend });
   } catch (err) {
     await proxy.close();
     throw err;

@@ -65,6 +65,11 @@ export interface FoundContainer {
   target?: string;
   /** Marked claimed on the engine (markClaimed): a restart must never hand it out again. */
   claimed: boolean;
+  /**
+   * Its machine takes no new work and is being emptied (Swarm: node paused): a warm one is
+   * replaced elsewhere, a claimed one keeps its visitor.
+   */
+  leaving?: boolean;
 }
 
 export interface ExecResult {

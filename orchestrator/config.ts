@@ -23,7 +23,23 @@ export const DEFAULT_COMMAND =
 export const MEMORY_RESERVE_FRACTION = 0.1;
 export const MEMORY_RESERVE_MIN_BYTES = 1024 ** 3;
 
+export const BACKENDS = ['docker', 'swarm'] as const;
+
 export const orchestratorOptionSpecs = {
+  backend: {
+    type: 'string',
+    default: 'docker',
+    env: 'NBPOOL_BACKEND',
+    choices: BACKENDS,
+    help: 'container engine: docker (one engine, DOCKER_HOST honoured) or swarm (a one-replica service per container, placed across the nodes; talk to a manager)',
+    metavar: 'KIND',
+  },
+  placementConstraint: {
+    type: 'list',
+    splitCommas: false,
+    help: 'swarm placement constraint of every container, e.g. node.labels.nbpool==yes (repeatable; --backend swarm only)',
+    metavar: 'EXPR',
+  },
   image: { type: 'string', default: DEFAULT_IMAGE, help: 'image of the default pool', metavar: 'IMAGE' },
   command: {
     type: 'string',
@@ -35,7 +51,7 @@ export const orchestratorOptionSpecs = {
   maxContainers: {
     type: 'int',
     min: 1,
-    help: 'cap on warm + claimed + starting containers; default: (host memory - reserve) / --mem-limit, reserve = max(1 GiB, 10% of memory)',
+    help: 'cap on warm + claimed + starting containers; default: (host memory - reserve) / --mem-limit, reserve = max(1 GiB, 10% of memory); on swarm, summed over the ready, active nodes that fit the placement constraints',
     metavar: 'N',
   },
   cullTimeout: { type: 'number', default: 3600, min: 0, help: 'seconds a claimed container may stay idle (proxy last_activity) before it is removed; 0 = never', metavar: 'SECONDS' },
@@ -60,7 +76,7 @@ export const orchestratorOptionSpecs = {
   containerIp: { type: 'string', default: '127.0.0.1', help: 'host address container ports are published on (ephemeral host ports)', metavar: 'IP' },
   containerPort: { type: 'int', default: 8888, min: 1, max: 65535, help: 'port the program listens on inside the container', metavar: 'PORT' },
   containerUser: { type: 'string', help: 'user to run containers as', metavar: 'USER' },
-  dockerNetwork: { type: 'string', help: 'Docker network to attach containers to; the proxy then routes to their address on it', metavar: 'NAME' },
+  dockerNetwork: { type: 'string', help: 'Docker network to attach containers to; the proxy then routes to their address on it (swarm: an overlay network the proxy is attached to; without it, a host-mode published port on the node)', metavar: 'NAME' },
   hostDirectories: { type: 'list', help: 'host directories to mount, host:container[:ro], comma-separated', metavar: 'DIRS' },
   capAdd: {
     type: 'list',
@@ -282,7 +298,8 @@ export function loadOrchestratorConfig(
 export function orchestratorHelp(): string {
   return renderHelp(
     'Usage: nbpool orchestrator [options]',
-    'Keeps pools of warm containers on a Docker engine (DOCKER_HOST honoured) and hands one to each\n' +
+    'Keeps pools of warm containers on a Docker engine (DOCKER_HOST honoured), or across a swarm\n' +
+      '(--backend swarm, on a manager), and hands one to each\n' +
       'visitor through the proxy: GET /spawn/<path>, POST /api/spawn, GET /api/stats.\n' +
       'Named pools come from the config file: {"pools": {"name": {"image", "command", "size",\n' +
       '"redirectUri", "probePath", "claimHook", "memLimit", "cpuQuota", "cpuShares", "capAdd"}}}.',

@@ -284,64 +284,11 @@ export class DockerBackend implements ContainerBackend {
     };
   }
 
-  async acquireInstance(instance: string): Promise<() => Promise<void>> {
-    const me = currentOwner();
-    const name = ownerName(instance);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      let created: Docker.Container;
-      try {
-        created = await this.createOwnerMarker(name, instance, me);
-      } catch (err) {
-        if (statusCode(err) !== 409) throw err;
-        let found: Docker.ContainerInspectInfo;
-        try {
-          found = await this.docker.getContainer(name).inspect();
-        } catch (e) {
-          if (statusCode(e) === 404) continue; // released in between: try again
-          throw e;
-        }
-        const owner = ownerFromLabels(found.Config.Labels ?? {});
-        if (ownerMayLive(owner, me)) throw new InstanceTaken(instance, owner, `docker rm ${name}`);
-        // Provably gone (its pid is dead on this machine): take over. By id, so a newer owner that
-        // raced us to it is never removed.
-        await this.remove(found.Id);
-        continue;
-      }
-      let released = false;
-      return async () => {
-        if (released) return;
-        released = true;
-        await this.remove(created.id);
-      };
-    }
-    throw new Error(`could not take instance ${JSON.stringify(instance)}: its owner marker ${name} keeps changing hands`);
+  acquireInstance(instance: string): Promise<() => Promise<void>> {
+    return acquireInstanceOn(this.docker, instance);
   }
 
-  private async createOwnerMarker(name: string, instance: string, owner: InstanceOwner): Promise<Docker.Container> {
-    const options = {
-      name,
-      Image: OWNER_IMAGE,
-      Cmd: ['owner-marker'],
-      Labels: {
-        [OWNER_LABEL]: instance,
-        'nbpool.owner.host': owner.host,
-        'nbpool.owner.boot': owner.boot,
-        'nbpool.owner.pid': String(owner.pid),
-        'nbpool.owner.started': owner.started,
-        'nbpool.owner.since': owner.since,
-      },
-      HostConfig: { NetworkMode: 'none' },
-    };
-    try {
-      return await this.docker.createContainer(options);
-    } catch (err) {
-      if (statusCode(err) !== 404) throw err;
-      // No marker image on this engine yet: import an empty one, then again.
-      const progress = await this.docker.importImage(Readable.from([EMPTY_TAR]), { repo: OWNER_IMAGE.split(':')[0], tag: OWNER_IMAGE.split(':')[1] });
-      await new Promise((resolve, reject) => this.docker.modem.followProgress(progress, (e: Error | null) => (e ? reject(e) : resolve(undefined))));
-      return this.docker.createContainer(options);
-    }
-  }
+
 
   async markClaimed(containerId: string): Promise<void> {
     const container = this.docker.getContainer(containerId);
@@ -374,4 +321,73 @@ export class DockerBackend implements ContainerBackend {
     const info = await exec.inspect();
     return { exitCode: info.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8').slice(0, 4096) };
   }
+}
+
+/**
+ * Takes `instance` on an engine through its owner marker container (see OWNER_IMAGE). Shared by the
+ * Swarm backend, whose manager engine holds the marker the same way.
+ */
+export async function acquireInstanceOn(docker: Docker, instance: string): Promise<() => Promise<void>> {
+  const me = currentOwner();
+  const name = ownerName(instance);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let created: Docker.Container;
+    try {
+      created = await createOwnerMarker(docker, name, instance, me);
+    } catch (err) {
+      if (statusCode(err) !== 409) throw err;
+      let found: Docker.ContainerInspectInfo;
+      try {
+        found = await docker.getContainer(name).inspect();
+      } catch (e) {
+        if (statusCode(e) === 404) continue; // released in between: try again
+        throw e;
+      }
+      const owner = ownerFromLabels(found.Config.Labels ?? {});
+      if (ownerMayLive(owner, me)) throw new InstanceTaken(instance, owner, `docker rm ${name}`);
+      // Provably gone (its pid is dead on this machine): take over. By id, so a newer owner that
+      // raced us to it is never removed.
+      await removeMarker(docker, found.Id);
+      continue;
+    }
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      await removeMarker(docker, created.id);
+    };
+  }
+  throw new Error(`could not take instance ${JSON.stringify(instance)}: its owner marker ${name} keeps changing hands`);
+}
+
+async function createOwnerMarker(docker: Docker, name: string, instance: string, owner: InstanceOwner): Promise<Docker.Container> {
+  const options = {
+    name,
+    Image: OWNER_IMAGE,
+    Cmd: ['owner-marker'],
+    Labels: {
+      [OWNER_LABEL]: instance,
+      'nbpool.owner.host': owner.host,
+      'nbpool.owner.boot': owner.boot,
+      'nbpool.owner.pid': String(owner.pid),
+      'nbpool.owner.started': owner.started,
+      'nbpool.owner.since': owner.since,
+    },
+    HostConfig: { NetworkMode: 'none' },
+  };
+  try {
+    return await docker.createContainer(options);
+  } catch (err) {
+    if (statusCode(err) !== 404) throw err;
+    // No marker image on this engine yet: import an empty one, then again.
+    const progress = await docker.importImage(Readable.from([EMPTY_TAR]), { repo: OWNER_IMAGE.split(':')[0], tag: OWNER_IMAGE.split(':')[1] });
+    await new Promise((resolve, reject) => docker.modem.followProgress(progress, (e: Error | null) => (e ? reject(e) : resolve(undefined))));
+    return docker.createContainer(options);
+  }
+}
+
+async function removeMarker(docker: Docker, id: string): Promise<void> {
+  await docker.getContainer(id).remove({ force: true }).catch((err: unknown) => {
+    if (statusCode(err) !== 404 && statusCode(err) !== 409) throw err;
+  });
 }

@@ -695,6 +695,13 @@ export class Orchestrator {
           if (action.reason === 'vanished') this.forget(c.id);
           break;
         }
+        case 'replace-leaving': {
+          const c = this.core.get(action.id);
+          if (c?.state !== 'warm') break;
+          this.log.info({ id: c.id, pool: c.pool }, "warm container's machine is leaving; replacing it elsewhere");
+          this.retire(c.id, 'leaving');
+          break;
+        }
         case 'remove-unknown':
           this.removeFromEngine(action.containerId);
           break;

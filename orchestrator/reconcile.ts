@@ -35,6 +35,8 @@ export interface ReconcileInput {
 export type ReconcileAction =
   /** A container we hand out (warm) or a visitor's (claimed) is no longer running. */
   | { kind: 'replace-dead'; id: string; reason: 'exited' | 'vanished' }
+  /** A warm container on a machine that is leaving the cluster (drained, paused): start it elsewhere. */
+  | { kind: 'replace-leaving'; id: string }
   /** A container of this instance that nobody knows (a removal given up, a start cut short). */
   | { kind: 'remove-unknown'; containerId: string }
   /** A route of this instance with no claimed container behind it. */
@@ -63,6 +65,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     const found = onEngine.get(c.id);
     if (!found) actions.push({ kind: 'replace-dead', id: c.id, reason: 'vanished' });
     else if (!found.running) actions.push({ kind: 'replace-dead', id: c.id, reason: 'exited' });
+    else if (found.leaving && c.state === 'warm') actions.push({ kind: 'replace-leaving', id: c.id });
   }
   for (const c of input.engine) {
     const id = c.labels[LABELS.user];

@@ -89,3 +89,13 @@ test('routes: stale ones deleted, lost or misdirected ones re-added, none for a 
     { kind: 'add-route', id: 'bb' },
   ]);
 });
+
+test("a warm container on a leaving machine is replaced; a visitor's stays", () => {
+  const { actions } = reconcile({
+    instance,
+    known: [known('w', 'warm'), known('cc', 'claimed')],
+    engine: [found('w', true, { leaving: true }), found('cc', true, { leaving: true })],
+    listedAt: 2000,
+  });
+  assert.deepEqual(actions, [{ kind: 'replace-leaving', id: 'w' }]);
+});

@@ -18,20 +18,23 @@ import os
 import runpy
 import sys
 
-import docker
 import tornado.gen
 import tornado.web
 from tornado.concurrent import Future
 
-class _Client(docker.APIClient):
-    # tmpnb passes cpu_shares=None to create_container; docker-py 5 has it in the host config only
-    def create_container(self, *args, cpu_shares=None, host_config=None, **kwargs):
-        if cpu_shares is not None:
-            host_config = {**(host_config or {}), 'CpuShares': cpu_shares}
-        return super().create_container(*args, host_config=host_config, **kwargs)
+try:
+    import docker
+except ImportError:  # the redirector does not use Docker
+    docker = None
 
+if docker is not None and not hasattr(docker, 'Client'):
+    class _Client(docker.APIClient):
+        # tmpnb passes cpu_shares=None to create_container; docker-py 5 has it in the host config only
+        def create_container(self, *args, cpu_shares=None, host_config=None, **kwargs):
+            if cpu_shares is not None:
+                host_config = {**(host_config or {}), 'CpuShares': cpu_shares}
+            return super().create_container(*args, host_config=host_config, **kwargs)
 
-if not hasattr(docker, 'Client'):
     docker.Client = _Client
 
 

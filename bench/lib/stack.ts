@@ -152,7 +152,7 @@ export async function nodeStats(stack: Stack): Promise<NodeStatsView> {
 }
 
 /** Waits until `available` warm containers are ready (polled every 20 ms); returns the wall-clock ms when they were. */
-export async function waitWarm(stack: Stack, available: number, timeoutMs = 180_000): Promise<number> {
+export async function waitWarm(stack: Stack, available: number, timeoutMs = 600_000): Promise<number> {
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
     for (const p of stack.procs) {

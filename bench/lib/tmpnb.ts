@@ -1,16 +1,18 @@
 /**
- * The original tmpnb (jupyter/tmpnb, Python/tornado + docker-py) behind configurable-http-proxy,
- * the peer of bench:claim. Its code is never part of this repository: BENCH_TMPNB_DIR names a
- * checkout (the directory holding orchestrate.py), run on Debian's python3-tornado, python3-docker,
- * python3-pycurl and python3-tz through lib/run-original.py. Unset, the bench says so and measures
- * our side, the engine and cold `docker run` only.
+ * The original programs nbpool replaces, as peers in the same run: tmpnb (jupyter/tmpnb,
+ * Python/tornado + docker-py) behind configurable-http-proxy for bench:claim, and
+ * jupyter/tmpnb-redirector for bench:redirect. Their code is never part of this repository:
+ * BENCH_TMPNB_DIR and BENCH_TMPNB_REDIRECTOR_DIR name checkouts, run on Debian's python3-tornado,
+ * python3-docker, python3-pycurl and python3-tz through lib/run-original.py. Unset, a bench says so
+ * and compares against what it measures in the same run.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeNamed, TINY_IMAGE } from './docker-bench.js';
+import { httpRequest } from './http.js';
 import { proxyToken, repoRoot, startChpLike } from './peers.js';
-import { freePort, startProc, waitListening } from './procs.js';
+import { freePort, startProc, waitListening, type Proc } from './procs.js';
 import { startWatched, type Stack } from './stack.js';
 
 /** Python with Debian's packages (a pyenv or venv python3 first on PATH would not see them). */
@@ -77,4 +79,35 @@ export async function startTmpnb(dir: string, poolName: string, poolSize: number
     () => removeNamed(prefix),
     { name: 'tmpnb', poolSize, refills: false },
   );
+}
+
+/** The checkout of jupyter/tmpnb-redirector to run, or why it is not measured. */
+export function tmpnbRedirectorCheckout(): { dir: string } | { skip: string } {
+  const dir = process.env.BENCH_TMPNB_REDIRECTOR_DIR;
+  if (!dir) return { skip: 'BENCH_TMPNB_REDIRECTOR_DIR is not set (a checkout of jupyter/tmpnb-redirector; see bench/README.md)' };
+  if (!existsSync(join(dir, 'redirector.py'))) throw new Error(`BENCH_TMPNB_REDIRECTOR_DIR=${dir} holds no redirector.py`);
+  checkPythonModules(['tornado'], 'python3-tornado');
+  return { dir };
+}
+
+/**
+ * The original tmpnb-redirector on loopback, polling `nodes`' /stats every `statsPeriod` s; it
+ * keeps its host list in ./hosts.txt, so it runs in `workDir`. Returns its public URL.
+ */
+export async function startTmpnbRedirector(dir: string, workDir: string, nodes: string[], statsPeriod: number): Promise<Proc & { url: string }> {
+  const port = await freePort();
+  const apiPort = await freePort();
+  const proc = startProc('tmpnb-redirector', python, [runOriginal, join(dir, 'redirector.py'), `--port=${port}`, '--api_ip=127.0.0.1', `--api_port=${apiPort}`, `--stats_period=${statsPeriod}`, '--logging=warning'], {}, workDir);
+  try {
+    await waitListening(proc, port);
+    await waitListening(proc, apiPort);
+    for (const host of nodes) {
+      const res = await httpRequest(`http://127.0.0.1:${apiPort}/hosts`, { method: 'POST', body: JSON.stringify({ host }) });
+      if (res.status !== 200) throw new Error(`tmpnb-redirector: POST /hosts ${host} answered ${res.status}`);
+    }
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return { ...proc, url: `http://127.0.0.1:${port}` };
 }

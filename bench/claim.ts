@@ -247,11 +247,12 @@ async function main(): Promise<void> {
   const started = Date.now();
   const loadAtStart = noteLoad('at the start');
   const tmpnbPool = 1 + sequentialClaims + burstClaims; // it does not refill: one container per claim
+  const nbpoolMax = poolSize + tmpnbPool + 8; // room for every claim of a round and a full pool after it
   const engines: EngineRound[] = [];
   const peers: Record<PeerName, PeerRound[]> = { nbpool: [], tmpnb: [] };
   const steps: { name: string; run: (r: number, position: number) => Promise<void> }[] = [
     { name: 'cold docker run + engine', run: async (r) => void engines.push(await engineRound(r)) },
-    { name: 'nbpool up', run: async (r, position) => void peers.nbpool.push(await peerRound(() => startStack(`${runId}-r${r}`, poolSize, poolSize * 3), r, position)) },
+    { name: 'nbpool up', run: async (r, position) => void peers.nbpool.push(await peerRound(() => startStack(`${runId}-r${r}`, poolSize, nbpoolMax), r, position)) },
   ];
   if ('dir' in tmpnb) steps.push({ name: 'tmpnb + CHP', run: async (r, position) => void peers.tmpnb.push(await peerRound(() => startTmpnb(tmpnb.dir, `${runId}r${r}`, tmpnbPool), r, position)) });
   try {

@@ -364,7 +364,8 @@ export class Orchestrator {
     const spec: ContainerSpec = {
       name,
       image: pool.image,
-      cmd: fillPlaceholders(splitCommand(pool.command), { base_path: basePath, port: String(this.config.containerPort), ip: '0.0.0.0', token }),
+      // demand: an empty command runs the image's own (shiny, generic presets); port per pool.
+      cmd: pool.command ? fillPlaceholders(splitCommand(pool.command), { base_path: basePath, port: String(pool.port), ip: '0.0.0.0', token }) : [],
       env: [`NBPOOL_BASE_PATH=${basePath}`, ...(token ? [`JUPYTER_TOKEN=${token}`] : [])],
       labels: {
         [LABELS.instance]: this.config.instance,
@@ -375,7 +376,7 @@ export class Orchestrator {
         [LABELS.generation]: String(this.core.get(id)!.generation),
         ...(token ? { [LABELS.token]: token } : {}),
       },
-      port: this.config.containerPort,
+      port: pool.port,
       publishIp: this.config.containerIp,
       network: this.config.dockerNetwork,
       user: this.config.containerUser,
@@ -411,7 +412,8 @@ export class Orchestrator {
     const pool = this.pools.get(poolName)!;
     const info = this.info.get(id);
     if (!info?.target || !info.containerId) return;
-    const url = `${info.target}/user/${id}/${pool.probePath.replace(/^\//, '')}`;
+    // demand: an app behind strip_prefix answers under /, not under its base path.
+    const url = `${info.target}${pool.stripPrefix ? '' : `/user/${id}`}/${pool.probePath.replace(/^\//, '')}`;
     const deadline = Date.now() + this.config.probeTimeout * 1000;
     let lastError = '';
     let nextLivenessCheck = Date.now() + 500;
@@ -500,6 +502,8 @@ export class Orchestrator {
       container: info.containerId,
       created: new Date(c.createdAt).toISOString(),
       claimed: new Date(c.claimedAt ?? Date.now()).toISOString(),
+      // demand: the proxy sends /user/<id>/x as /x and rewrites Location and cookie paths.
+      ...(this.pools.get(c.pool)?.stripPrefix ? { strip_prefix: true } : {}),
     };
   }
 
@@ -823,7 +827,7 @@ export class Orchestrator {
 
   // ---- figures -------------------------------------------------------------------------------
 
-  poolStats(name: string): PoolStats & { generation: number; redirect_uri: string } {
+  poolStats(name: string): PoolStats & { generation: number; redirect_uri: string; entry_path: string; preset: string } {
     const pool = this.poolOf(name);
     const f = this.core.figures(name, Date.now());
     return {
@@ -838,6 +842,8 @@ export class Orchestrator {
       draining: f.draining,
       generation: f.generation,
       redirect_uri: pool.redirectUri,
+      entry_path: pool.entryPath,
+      preset: pool.preset,
     };
   }
 

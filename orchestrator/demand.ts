@@ -30,6 +30,13 @@ export interface DemandPolicy {
   initialStartMs: number;
   /** Weight of a new start time in the moving average. */
   startTimeWeight: number;
+  /**
+   * Feedback: the margin grows by this much per unit of recent hit-rate shortfall, measured in
+   * misses allowed (a pool at 85% against a 95% target falls short by 2 units and gets 1 + 2 * gain).
+   */
+  shortfallGain: number;
+  /** Visitors within the stats window before the shortfall is trusted. */
+  shortfallMinClaims: number;
   /** Window of the hit rate and waits in stats. */
   statsWindowMs: number;
   /** Stale warm containers replaced at once per pool (the next ones when those are warm). */
@@ -43,6 +50,8 @@ export const DEFAULT_DEMAND_POLICY: DemandPolicy = {
   peakMemoryMs: 20 * 60_000,
   initialStartMs: 5_000,
   startTimeWeight: 0.2,
+  shortfallGain: 0.25,
+  shortfallMinClaims: 10,
   statsWindowMs: 10 * 60_000,
   replaceBatch: 2,
 };
@@ -60,7 +69,7 @@ export interface DemandStats {
   auto: boolean;
   /** Claims per minute as the target sees it (recent peak, fading). */
   claim_rate_per_min: number;
-  /** Moving average of container start times, ms. */
+  /** Start time planned with: moving average of start times, or the recent slowest, fading; ms. */
   start_ms: number;
   /** Over the last 10 minutes: visitors, those served warm at once, those who waited. */
   claims_10m: number;
@@ -82,6 +91,12 @@ interface PoolDemand {
   peakAt: number;
   startMs: number;
   startsSeen: number;
+  /** The slowest recent start and when it was seen: bursts slow starts down, and recur. */
+  peakStartMs: number;
+  peakStartAt: number;
+  /** The worst recent hit-rate shortfall (in units of misses allowed) and when, fading. */
+  peakShortfall: number;
+  peakShortfallAt: number;
   target: number;
 }
 
@@ -133,6 +148,10 @@ export class DemandCore {
         peakAt: 0,
         startMs: policy.initialStartMs,
         startsSeen: 0,
+        peakStartMs: 0,
+        peakStartAt: 0,
+        peakShortfall: 0,
+        peakShortfallAt: 0,
         target: spec.auto ? spec.auto.min : spec.size,
       });
     }
@@ -159,11 +178,29 @@ export class DemandCore {
   }
 
   /** A container of `pool` took `ms` from the start call until it answered its probe. */
-  started(pool: string, ms: number): void {
+  started(pool: string, ms: number, now: number): void {
     const p = this.pools.get(pool);
     if (!p || !(ms >= 0)) return;
     p.startMs = p.startsSeen === 0 ? ms : p.startMs + this.policy.startTimeWeight * (ms - p.startMs);
     p.startsSeen++;
+    if (p.startMs >= this.fade(p.peakStartMs, p.peakStartAt, now)) {
+      p.peakStartMs = p.startMs;
+      p.peakStartAt = now;
+    }
+  }
+
+  /**
+   * The start time to plan with: the moving average, or the slowest recent average, fading. Starts
+   * are slow exactly when many visitors come at once, and the next class comes at that moment too.
+   */
+  startTime(pool: string, now: number): number {
+    const p = this.pools.get(pool);
+    if (!p) return this.policy.initialStartMs;
+    return Math.max(p.startMs, this.fade(p.peakStartMs, p.peakStartAt, now));
+  }
+
+  private fade(peak: number, at: number, now: number): number {
+    return peak * Math.exp(-(now - at) / this.policy.peakMemoryMs);
   }
 
   private forgetOld(p: PoolDemand, now: number): void {
@@ -183,7 +220,7 @@ export class DemandCore {
       for (let i = p.arrivals.length - 1; i >= 0 && p.arrivals[i]!.t > now - window; i--) count++;
       current = Math.max(current, count / (window / 1000));
     }
-    const faded = p.peakRate * Math.exp(-(now - p.peakAt) / this.policy.peakMemoryMs);
+    const faded = this.fade(p.peakRate, p.peakAt, now);
     if (current >= faded) {
       p.peakRate = current;
       p.peakAt = now;
@@ -192,10 +229,33 @@ export class DemandCore {
     return faded;
   }
 
+  /**
+   * How far the pool fell short of its target hit rate lately, in units of the misses it allows
+   * (0 when on target), remembered and fading like the claim rate: the margin grows with it.
+   */
+  private shortfall(p: PoolDemand, now: number): number {
+    const since = now - this.policy.statsWindowMs;
+    let claims = 0;
+    let hits = 0;
+    for (const a of p.arrivals) {
+      if (a.t < since) continue;
+      claims++;
+      if (a.hit) hits++;
+    }
+    const hitRate = p.spec.auto!.hitRate;
+    const current = claims >= this.policy.shortfallMinClaims ? Math.max(0, hitRate - hits / claims) / (1 - hitRate) : 0;
+    const faded = this.fade(p.peakShortfall, p.peakShortfallAt, now);
+    if (current < faded) return faded;
+    p.peakShortfall = current;
+    p.peakShortfallAt = now;
+    return current;
+  }
+
   /** Warm containers an auto pool would want with unlimited room. */
   private wanted(p: PoolDemand, now: number): number {
     const auto = p.spec.auto!;
-    const expected = this.rate(p.spec.name, now) * (p.startMs / 1000) * this.policy.margin;
+    const margin = this.policy.margin * (1 + this.policy.shortfallGain * this.shortfall(p, now));
+    const expected = this.rate(p.spec.name, now) * (this.startTime(p.spec.name, now) / 1000) * margin;
     return Math.min(auto.max, Math.max(auto.min, poissonQuantile(expected, auto.hitRate)));
   }
 
@@ -278,7 +338,7 @@ export class DemandCore {
       target: p.target,
       auto: p.spec.auto !== undefined,
       claim_rate_per_min: Math.round(rate * 60 * 100) / 100,
-      start_ms: Math.round(p.startMs),
+      start_ms: Math.round(this.startTime(pool, now)),
       claims_10m: arrivals.length,
       warm_hits_10m: hits,
       waits_10m: waits.length,

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Runs the benchmarks: bash scripts/bench.sh [proxy|claim|redirect]... (none = all).
+# Runs the benchmarks: bash scripts/bench.sh [proxy|claim|redirect|demand]... (none = all).
 # Each prints a table and its goals (MET/MISS) and writes bench/results/<name>.json.
 # Exits non-zero only when a harness fails; a missed goal is reported, not an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(proxy claim redirect)
+[ ${#benches[@]} -gt 0 ] || benches=(proxy claim redirect demand)
 for name in "${benches[@]}"; do
   case "$name" in
-    proxy | claim | redirect) ;;
-    *) printf 'bench: unknown benchmark %s (proxy, claim, redirect)\n' "$name" >&2; exit 2 ;;
+    proxy | claim | redirect | demand) ;;
+    *) printf 'bench: unknown benchmark %s (proxy, claim, redirect, demand)\n' "$name" >&2; exit 2 ;;
   esac
 done
 

@@ -21,7 +21,7 @@ test('poissonQuantile: exact for small means, normal approximation for large', (
 
 test('the target follows the claim rate: min when quiet, up in a burst, remembered for a while, back to min', () => {
   const core = new DemandCore([auto('nb', 1, 30)]);
-  core.started('nb', 3000);
+  core.started('nb', 3000, 0);
   let now = 3_600_000;
   arrive(core, 'nb', 6, now, 60 * MIN); // a quiet hour
   assert.equal(core.targets(now, 0, 200).get('nb'), 1);
@@ -34,7 +34,7 @@ test('the target follows the claim rate: min when quiet, up in a burst, remember
   assert.equal(core.targets(now, 0, 200).get('nb'), 1, 'back to min after a quiet two hours');
   // A higher target hit rate asks for more.
   const strict = new DemandCore([auto('nb', 1, 30, 0.999)]);
-  strict.started('nb', 3000);
+  strict.started('nb', 3000, 0);
   arrive(strict, 'nb', 60, MIN, MIN);
   assert.ok(strict.targets(MIN, 0, 200).get('nb')! > 8);
 });
@@ -42,9 +42,9 @@ test('the target follows the claim rate: min when quiet, up in a burst, remember
 test('slow starts raise the target; the moving average follows start times', () => {
   const core = new DemandCore([auto('nb', 0, 100)]);
   arrive(core, 'nb', 60, MIN, MIN);
-  core.started('nb', 1000);
+  core.started('nb', 1000, 0);
   const fast = core.targets(MIN, 0, 1000).get('nb')!;
-  for (let i = 0; i < 30; i++) core.started('nb', 10_000);
+  for (let i = 0; i < 30; i++) core.started('nb', 10_000, 0);
   const slow = core.targets(MIN, 0, 1000).get('nb')!;
   assert.ok(slow > 3 * fast, `fast ${fast}, slow ${slow}`);
   assert.ok(Math.abs(core.stats('nb', MIN)!.start_ms - 10_000) < 50);
@@ -52,8 +52,8 @@ test('slow starts raise the target; the moving average follows start times', () 
 
 test('room: pool + in use under 95% of capacity, min kept, max held, pools share by demand', () => {
   const core = new DemandCore([auto('busy', 1, 50), auto('calm', 2, 50), { name: 'fixed', size: 3 }]);
-  core.started('busy', 5000);
-  core.started('calm', 5000);
+  core.started('busy', 5000, 0);
+  core.started('calm', 5000, 0);
   arrive(core, 'busy', 120, MIN, MIN); // 2/s
   arrive(core, 'calm', 30, MIN, MIN); // 0.5/s
   const free = core.targets(MIN, 0, 1000);

@@ -61,6 +61,16 @@ export interface ExecResult {
   output: string;
 }
 
+/** What the engine tells about our containers while the orchestrator watches. */
+export interface EngineWatcher {
+  /** A container stopped or went away; `reason` as the engine tells it ("out of memory", "exited with code 137"). */
+  exited(containerId: string, reason: string): void;
+  /** The connection to the engine broke: nothing it said before can be trusted any more. */
+  lost(err: Error): void;
+  /** The connection is back after `lost`. */
+  restored(): void;
+}
+
 export interface BackendCapabilities {
   /** Whether `exec` (and so --claim-hook) is available. */
   exec: boolean;
@@ -80,6 +90,12 @@ export interface ContainerBackend {
   remove(containerId: string, signal?: AbortSignal): Promise<void>;
   /** Marks it claimed durably on the engine, so `list` reports `claimed: true` after a restart. */
   markClaimed(containerId: string): Promise<void>;
+  /**
+   * Follows the engine's events for containers labelled `label=value`, reconnecting by itself with
+   * backoff, until the returned function is called. Optional: without it only the periodic
+   * reconcile notices what changed on the engine.
+   */
+  watch?(label: string, value: string, watcher: EngineWatcher): () => void;
   /** Runs a command inside it and waits for it, up to `timeoutMs` (when capabilities.exec). */
   exec?(containerId: string, cmd: string[], env: string[], timeoutMs: number): Promise<ExecResult>;
 }

@@ -1,7 +1,7 @@
 /** ContainerBackend on a Docker engine through dockerode; DOCKER_HOST (unix, tcp, tls) is honoured by docker-modem. */
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
-import type { ContainerBackend, ContainerSpec, ExecResult, FoundContainer, StartedContainer } from './backend.js';
+import type { ContainerBackend, ContainerSpec, EngineWatcher, ExecResult, FoundContainer, StartedContainer } from './backend.js';
 
 function statusCode(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
@@ -28,6 +28,16 @@ function targetOf(info: Docker.ContainerInspectInfo | Docker.ContainerInfo, port
 function hostFor(ip: string | undefined): string {
   if (!ip || ip === '0.0.0.0' || ip === '::') return '127.0.0.1';
   return ip.includes(':') ? `[${ip}]` : ip;
+}
+
+/** Reconnecting to a lost engine: first try soon, then no more often than this. */
+const WATCH_RETRY_MAX_MS = 5_000;
+
+interface DockerEvent {
+  Type?: string;
+  Action?: string;
+  id?: string;
+  Actor?: { Attributes?: Record<string, string> };
 }
 
 /** Docker labels cannot change after creation, so a claim is marked durably by a name suffix. */
@@ -116,6 +126,75 @@ export class DockerBackend implements ContainerBackend {
       if (statusCode(err) === 404 || statusCode(err) === 409) return;
       throw err;
     }
+  }
+
+  watch(label: string, value: string, watcher: EngineWatcher): () => void {
+    let stopped = false;
+    let lost = false;
+    let attempt = 0;
+    let stream: NodeJS.ReadableStream | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    /** Containers the engine said ran out of memory; their `die` event follows. */
+    const oomKilled = new Set<string>();
+
+    const broken = (err: Error) => {
+      stream = undefined;
+      if (stopped) return;
+      if (!lost) {
+        lost = true;
+        watcher.lost(err);
+      }
+      retry = setTimeout(connect, Math.min(WATCH_RETRY_MAX_MS, 250 * 2 ** attempt++));
+      retry.unref();
+    };
+    const onEvent = (event: DockerEvent) => {
+      const id = event.id;
+      if (event.Type !== 'container' || !id) return;
+      if (event.Action === 'oom') oomKilled.add(id);
+      else if (event.Action === 'die') {
+        const code = event.Actor?.Attributes?.exitCode;
+        watcher.exited(id, oomKilled.delete(id) ? 'out of memory' : `exited with code ${code ?? '?'}`);
+      } else if (event.Action === 'destroy') watcher.exited(id, 'removed');
+    };
+    const connect = async () => {
+      try {
+        const events = await this.docker.getEvents({ filters: { type: ['container'], label: [`${label}=${value}`], event: ['oom', 'die', 'destroy'] } });
+        if (stopped) return void (events as unknown as { destroy(): void }).destroy();
+        stream = events;
+        attempt = 0;
+        let buffered = '';
+        events.on('data', (chunk: Buffer) => {
+          buffered += chunk.toString('utf8');
+          let newline: number;
+          while ((newline = buffered.indexOf('\n')) !== -1) {
+            const line = buffered.slice(0, newline).trim();
+            buffered = buffered.slice(newline + 1);
+            if (line) onEvent(JSON.parse(line) as DockerEvent);
+          }
+        });
+        let ended = false;
+        const end = (err?: Error) => {
+          if (ended) return;
+          ended = true;
+          broken(err ?? new Error('the engine closed its event stream'));
+        };
+        events.on('error', end);
+        events.on('end', () => end());
+        events.on('close', () => end());
+        if (lost) {
+          lost = false;
+          watcher.restored();
+        }
+      } catch (err) {
+        broken(err as Error);
+      }
+    };
+    void connect();
+    return () => {
+      stopped = true;
+      clearTimeout(retry);
+      (stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+    };
   }
 
   async markClaimed(containerId: string): Promise<void> {

@@ -8,6 +8,7 @@
  * page (GET / or /status) needs no token itself.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { BadRequest, Forbidden, HttpError, MethodNotAllowed, NotFound } from '../shared/errors.js';
 import { closeServer, listenOn } from '../shared/net.js';
@@ -19,7 +20,9 @@ import { statusPageHtml } from '../shared/status-page.js';
 import type { RouteTableClient } from '../shared/types.js';
 import type { ContainerBackend } from './backend.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
+import { FileClaimJournal } from './claim-journal.js';
 import { DockerBackend } from './docker-backend.js';
+import { HttpProbe } from './probe.js';
 import { Orchestrator, type ClaimContext } from './orchestrator.js';
 import { fullPage, loadingPage, waitingPage } from './pages.js';
 
@@ -272,6 +275,8 @@ export async function startOrchestrator(
     routes: deps.routes,
     log: deps.log,
     backend: deps.backend ?? new DockerBackend(),
+    probe: new HttpProbe(),
+    journal: new FileClaimJournal(config.claimsJournal ?? join('.nbpool', `claims-${config.instance}.log`)),
     registry,
     version: packageVersion(),
   });

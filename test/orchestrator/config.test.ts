@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultCapacity, DEFAULT_COMMAND, DEFAULT_IMAGE, loadOrchestratorConfig, parseSize } from '../../orchestrator/config.js';
 import { ConfigError } from '../../shared/errors.js';
-import { fillPlaceholders, splitCommand } from '../../orchestrator/orchestrator.js';
+import { fillPlaceholders, splitCommand } from '../../orchestrator/spec.js';
 
 function load(argv: string[], pools?: unknown) {
   const args = [...argv];

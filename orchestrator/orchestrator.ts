@@ -128,7 +128,15 @@ export class Orchestrator {
     for (const pool of config.pools) this.pools.set(pool.name, pool);
     this.core = new PoolCore(
       config.pools.map((p) => ({ name: p.name, size: p.size })),
-      { maxContainers: config.capacity, maxParallelStarts: config.startParallel, queueLimit: config.queueSize, backoffBaseMs: 500, backoffMaxMs: 30_000 },
+      {
+        maxContainers: config.capacity,
+        maxParallelStarts: config.startParallel,
+        queueLimit: config.queueSize,
+        backoffBaseMs: 500,
+        backoffMaxMs: 30_000,
+        refillDelayMs: config.refillDelay * 1000,
+        refillParallel: config.refillParallel,
+      },
     );
     this.engineWork = new EngineQueue(this.log, { concurrency: config.removeParallel, timeoutMs: 30_000, retryDelayMs: 2_000, maxAttempts: 3 });
     this.metrics = createOrchestratorMetrics(deps.registry, this.core);
@@ -790,6 +798,7 @@ export class Orchestrator {
       failures: f.failures,
       ...(f.backoffUntil ? { backoff_until: new Date(f.backoffUntil).toISOString() } : {}),
       draining: f.draining,
+      refill_paused: f.refillPaused,
       generation: f.generation,
       redirect_uri: pool.redirectUri,
       entry_path: pool.entryPath,

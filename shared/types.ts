@@ -37,6 +37,8 @@ export interface PoolStats {
   failures: number;
   /** Set while refills are backing off after repeated failures. */
   backoff_until?: string;
+  /** Replacements held back while a burst of claims is served (--refill-delay). */
+  refill_paused: boolean;
   draining: boolean;
 }
 

@@ -11,7 +11,7 @@
  * Nothing here touches Docker or the network, so an hour and a half replays in about a second.
  */
 import { DEFAULT_DEMAND_POLICY, DemandCore, type DemandPolicy } from '../../orchestrator/demand.js';
-import { PoolCore, type PoolContainer } from '../../orchestrator/pool.js';
+import { DEFAULT_LIMITS, PoolCore, type PoolContainer } from '../../orchestrator/pool.js';
 
 export interface Visitor {
   /** Arrival, ms from the start of the trace. */
@@ -57,13 +57,8 @@ const POOL = 'default';
 export function replay(visitors: readonly Visitor[], sizing: Sizing, host: HostModel, policy: DemandPolicy = DEFAULT_DEMAND_POLICY): ReplayResult {
   const auto = 'auto' in sizing ? sizing.auto : undefined;
   const size = auto ? auto.min : (sizing as { fixed: number }).fixed;
-  const pool = new PoolCore([{ name: POOL, size }], {
-    maxContainers: host.capacity,
-    maxParallelStarts: host.maxParallelStarts,
-    queueLimit: 10_000,
-    backoffBaseMs: 500,
-    backoffMaxMs: 30_000,
-  });
+  // The runtime's defaults (refill yields to claims), with the modelled host's capacity.
+  const pool = new PoolCore([{ name: POOL, size }], { ...DEFAULT_LIMITS, maxContainers: host.capacity, maxParallelStarts: host.maxParallelStarts, queueLimit: 10_000 });
   const demand = new DemandCore([{ name: POOL, size, auto }], policy);
   const creating = new Map<string, number>(); // id -> engine call done at
   const cpuLeft = new Map<string, number>(); // id -> CPU ms still needed to answer its probe

@@ -16,6 +16,7 @@
  */
 import type { AutoSize } from './config.js';
 import { quantile } from './history.js';
+import type { PoolCore } from './pool.js';
 
 export interface DemandPolicy {
   /** Warm + in use is kept under this share of the capacity. */
@@ -347,4 +348,18 @@ export class DemandCore {
       wait_max_ms: waits.length ? Math.round(waits[waits.length - 1]!) : null,
     };
   }
+}
+
+/**
+ * One sizing pass over the pool core: auto pools are resized to their targets (fixed pools keep
+ * theirs), and the warm containers to replace for age are returned (the caller retires them; the
+ * pool core then starts fresh ones as for any deficit).
+ */
+export function sizePools(demand: DemandCore, core: PoolCore, now: number, capacity: number, maxWarmAgeMs: number): string[] {
+  for (const [pool, target] of demand.targets(now, core.totals().claimed, capacity)) {
+    if (demand.isAuto(pool)) core.resize(pool, target);
+  }
+  const starting = new Map<string, number>();
+  for (const c of core.list({ state: 'starting' })) starting.set(c.pool, (starting.get(c.pool) ?? 0) + 1);
+  return demand.staleWarm(now, core.list({ state: 'warm' }), starting, maxWarmAgeMs);
 }

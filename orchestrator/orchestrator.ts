@@ -9,12 +9,13 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
-import { HttpError, ServiceUnavailable, TooManyRequests, BadRequest, NotFound } from '../shared/errors.js';
+import { HttpError, ServiceUnavailable, TooManyRequests, BadRequest, NotFound, Conflict } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { NodeStats, PoolStats, RouteData, RouteTableClient } from '../shared/types.js';
 import { LABELS, type ContainerBackend } from './backend.js';
 import type { ClaimJournal } from './claim-journal.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
+import { DemandCore, sizePools } from './demand.js';
 import { EngineQueue } from './engine-queue.js';
 import { StatsHistory, type PoolLevels } from './history.js';
 import { createOrchestratorMetrics, type OrchestratorMetrics } from './metrics.js';
@@ -93,6 +94,8 @@ export interface OrchestratorDeps {
 
 export class Orchestrator {
   readonly core: PoolCore;
+  /** demand: claim rate, start times and hit rate; sizes `auto` pools (demand.ts). */
+  readonly demand: DemandCore;
   readonly history = new StatsHistory();
   private readonly pools = new Map<string, PoolConfig>();
   private readonly info = new Map<string, ContainerInfo>();
@@ -138,6 +141,7 @@ export class Orchestrator {
         refillParallel: config.refillParallel,
       },
     );
+    this.demand = new DemandCore(config.pools.map((p) => ({ name: p.name, size: p.size, auto: p.auto })));
     this.engineWork = new EngineQueue(this.log, { concurrency: config.removeParallel, timeoutMs: 30_000, retryDelayMs: 2_000, maxAttempts: 3 });
     this.metrics = createOrchestratorMetrics(deps.registry, this.core);
   }
@@ -264,6 +268,8 @@ export class Orchestrator {
         this.tickets.delete(ticket.id);
       }
     }
+    // demand: auto pools follow the claim rate; warm containers past --max-warm-age are replaced.
+    for (const id of sizePools(this.demand, this.core, now, this.config.capacity, this.config.maxWarmAge * 1000)) this.retire(id, 'max-warm-age');
     this.kick();
   }
 
@@ -334,6 +340,9 @@ export class Orchestrator {
         await this.deps.probe.check(url, Math.min(2000, Math.max(50, deadline - Date.now())));
         if (this.core.admitted(id)) {
           this.log.debug({ id, pool: poolName }, 'container admitted');
+          // demand: start times plan the warm target (adopted containers' ages are not start times).
+          const startMs = Date.now() - this.core.get(id)!.createdAt;
+          if (startMs <= this.config.probeTimeout * 1000) this.demand.started(poolName, startMs, Date.now());
           this.kick();
         }
         return;
@@ -434,13 +443,13 @@ export class Orchestrator {
   async claimNow(poolName: string | undefined, context: ClaimContext, startedAt = performance.now()): Promise<Claim | undefined> {
     const pool = this.guard(poolName);
     // While the engine is not trusted, a warm container may be dead: the visitor waits instead.
-    if (!this.engineTrusted) return undefined;
     let container: PoolContainer | undefined;
     try {
-      container = this.core.claim(pool.name, Date.now());
+      container = this.engineTrusted ? this.core.claim(pool.name, Date.now()) : undefined;
     } catch (err) {
       throw this.mapPoolError(err);
     }
+    this.demand.arrival(pool.name, Date.now(), container !== undefined); // demand: hit or miss
     if (!container) return undefined;
     return this.finishClaim(container, context, startedAt);
   }
@@ -538,6 +547,7 @@ export class Orchestrator {
   private serveWaiters(): void {
     if (!this.engineTrusted) return;
     for (const { waiter, container } of this.core.serveWaiters(Date.now())) {
+      this.demand.waited(waiter.pool, Date.now(), Date.now() - waiter.enqueuedAt); // demand: waits in stats
       const p = this.pending.get(waiter.id);
       this.pending.delete(waiter.id);
       if (!p) {
@@ -747,7 +757,9 @@ export class Orchestrator {
   // ---- admin ---------------------------------------------------------------------------------
 
   resize(poolName: string, size: unknown): void {
-    this.poolOf(poolName);
+    const pool = this.poolOf(poolName);
+    // demand: an auto pool's size is its demand target; its bounds come from the config.
+    if (pool.auto) throw new Conflict(`pool ${poolName} sizes itself (auto, ${pool.auto.min} to ${pool.auto.max} warm); change min/max in the config`);
     if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || size > this.config.capacity) {
       throw new BadRequest(`size must be a whole number from 0 to ${this.config.capacity} (the capacity)`);
     }
@@ -803,6 +815,7 @@ export class Orchestrator {
       redirect_uri: pool.redirectUri,
       entry_path: pool.entryPath,
       preset: pool.preset,
+      ...this.demand.stats(name, Date.now()), // demand: target, hit rate and waits over 10 minutes
     };
   }
 
@@ -831,7 +844,11 @@ export class Orchestrator {
   private sampleHistory(): void {
     const levels: Record<string, PoolLevels> = {};
     const now = Date.now();
-    for (const name of this.core.poolNames()) levels[name] = this.core.figures(name, now);
+    // demand: the target is drawn beside the warm count.
+    for (const name of this.core.poolNames()) {
+      const f = this.core.figures(name, now);
+      levels[name] = { ...f, target: f.size };
+    }
     this.history.sample(now, levels);
   }
 }

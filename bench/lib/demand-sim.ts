@@ -1,7 +1,7 @@
 /**
  * Trace replay for bench:demand, in simulated time: the orchestrator's real pool state machine
  * (PoolCore) and demand core (DemandCore) are driven as the runtime drives them (claim or wait in
- * line, plan starts and trims, resize auto pools once a second), while containers are MODELLED:
+ * line, plan starts and trims, size pools once a second with sizePools), while containers are MODELLED:
  *
  * - a start is an engine call of `createMs`, then `startCpuMs` of CPU on a host that gives starts
  *   `cores` CPUs, shared equally by every container starting at that moment (processor sharing):
@@ -10,7 +10,7 @@
  *
  * Nothing here touches Docker or the network, so an hour and a half replays in about a second.
  */
-import { DEFAULT_DEMAND_POLICY, DemandCore, type DemandPolicy } from '../../orchestrator/demand.js';
+import { DEFAULT_DEMAND_POLICY, DemandCore, sizePools, type DemandPolicy } from '../../orchestrator/demand.js';
 import { DEFAULT_LIMITS, PoolCore, type PoolContainer } from '../../orchestrator/pool.js';
 
 export interface Visitor {
@@ -133,10 +133,7 @@ export function replay(visitors: readonly Visitor[], sizing: Sizing, host: HostM
       claimed(container, w.visitor, now);
       outcome.set(w.visitor, { hit: false, waitMs: now - w.at });
     }
-    if (auto && now % 1000 === 0) {
-      const totals = pool.totals();
-      pool.resize(POOL, demand.targets(now, totals.claimed, host.capacity).get(POOL)!);
-    }
+    if (now % 1000 === 0) sizePools(demand, pool, now, host.capacity, 0);
     for (const id of pool.trimPlan()) remove(id, now);
     for (const [name, count] of pool.startPlan(now)) {
       for (let i = 0; i < count; i++) {

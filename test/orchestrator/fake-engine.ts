@@ -28,6 +28,8 @@ export class FakeEngine implements ContainerBackend {
   startError: Error | undefined;
   /** When false, every call rejects (engine stopped). */
   up = true;
+  /** How long start() takes (a slow engine, a heavy image). */
+  startDelayMs = 0;
   starts = 0;
   removes = 0;
   private nextPort = 40000;
@@ -40,6 +42,7 @@ export class FakeEngine implements ContainerBackend {
   async start(spec: ContainerSpec): Promise<StartedContainer> {
     this.check();
     this.starts++;
+    if (this.startDelayMs) await new Promise((r) => setTimeout(r, this.startDelayMs));
     if (this.startError) throw this.startError;
     const containerId = `cid-${spec.name}`;
     const port = this.nextPort++;

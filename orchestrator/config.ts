@@ -6,6 +6,7 @@ import { totalmem } from 'node:os';
 import { checks, parseConfig, renderHelp, type ConfigValues, type OptionSpecs } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
+import type { ActivityApi } from './app-activity.js';
 import { DEFAULT_COMMAND, DEFAULT_IMAGE, isPresetName, PRESET_NAMES, PRESETS, type PresetName } from './presets.js';
 
 export { DEFAULT_COMMAND, DEFAULT_IMAGE };
@@ -124,6 +125,8 @@ export interface PoolConfig {
   stripPrefix: boolean;
   /** What visitors are told they get ("notebook", "app"). */
   noun: string;
+  /** How to ask the app whether its kernel is busy before an idle cull (the preset's). */
+  activity?: ActivityApi;
   /** Port the app listens on inside the container. */
   port: number;
   /**
@@ -236,6 +239,7 @@ function parsePools(section: unknown, base: PoolConfig, values: OrchestratorOpti
       probePath: str('probePath', preset?.probePath ?? base.probePath, true)!,
       stripPrefix,
       noun: preset?.noun ?? base.noun,
+      activity: preset ? preset.activity : base.activity,
       port: num('port', base.port, 1, 65535)!,
       entryPath,
       claimHook: str('claimHook', undefined),
@@ -278,6 +282,7 @@ export function buildOrchestratorConfig(values: OrchestratorOptions, file: Recor
     probePath: values.probePath ?? preset.probePath,
     stripPrefix: preset.stripPrefix,
     noun: preset.noun,
+    activity: preset.activity,
     port: values.containerPort,
     entryPath: '/',
     claimHook: values.claimHook,

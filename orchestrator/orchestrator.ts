@@ -15,6 +15,7 @@ import type { NodeStats, PoolStats, RouteData, RouteTableClient } from '../share
 import { LABELS, type ContainerBackend } from './backend.js';
 import type { ClaimJournal } from './claim-journal.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
+import { HttpAppActivityProbe, type AppActivity, type AppActivityProbe } from './app-activity.js';
 import { DemandCore, sizePools } from './demand.js';
 import { EngineQueue } from './engine-queue.js';
 import { StatsHistory, type PoolLevels } from './history.js';
@@ -88,6 +89,8 @@ export interface OrchestratorDeps {
   backend: ContainerBackend;
   probe: ReadinessProbe;
   journal: ClaimJournal;
+  /** Asks apps whether they are busy (default: HTTP to the container). */
+  activity?: AppActivityProbe;
   registry: Registry;
   version: string;
 }
@@ -97,6 +100,8 @@ export class Orchestrator {
   /** demand: claim rate, start times and hit rate; sizes `auto` pools (demand.ts). */
   readonly demand: DemandCore;
   readonly history = new StatsHistory();
+  /** demand: asks apps whether their kernel is busy before an idle cull. */
+  private readonly activity: AppActivityProbe;
   private readonly pools = new Map<string, PoolConfig>();
   private readonly info = new Map<string, ContainerInfo>();
   private readonly byContainerId = new Map<string, string>();
@@ -141,6 +146,7 @@ export class Orchestrator {
         refillParallel: config.refillParallel,
       },
     );
+    this.activity = deps.activity ?? new HttpAppActivityProbe();
     this.demand = new DemandCore(config.pools.map((p) => ({ name: p.name, size: p.size, auto: p.auto })));
     this.engineWork = new EngineQueue(this.log, { concurrency: config.removeParallel, timeoutMs: 30_000, retryDelayMs: 2_000, maxAttempts: 3 });
     this.metrics = createOrchestratorMetrics(deps.registry, this.core);
@@ -685,20 +691,38 @@ export class Orchestrator {
     const now = Date.now();
     if (now - this.lastCull >= this.config.cullPeriod * 1000) {
       this.lastCull = now;
-      this.cull(now, lastActivity);
+      await this.cull(now, lastActivity);
       this.deps.journal.compact(this.core.list({ state: 'claimed' }).map((c) => c.id));
     }
     this.kick();
   }
 
-  private cull(now: number, lastActivity: ReadonlyMap<string, number>): void {
-    for (const { id, reason } of this.core.cullPlan(now, lastActivity, this.config.cullTimeout * 1000, this.config.cullMax * 1000)) {
-      const c = this.core.get(id)!;
-      this.log.info({ id, pool: c.pool, reason }, 'culling container');
+  private async cull(now: number, lastActivity: ReadonlyMap<string, number>): Promise<void> {
+    const plan = this.core.cullPlan(now, lastActivity, this.config.cullTimeout * 1000, this.config.cullMax * 1000);
+    // demand (issue 16 part 3): a kernel still computing with the tab closed is activity; ask the app.
+    const apps = await Promise.all(plan.map(({ id }) => this.askApp(id)));
+    for (const [i, { id, reason }] of plan.entries()) {
+      const c = this.core.get(id);
+      if (!c || c.state === 'removing') continue;
+      const app = apps[i];
+      if (reason === 'idle' && app && (app.busy || (app.lastActivity ?? 0) > now - this.config.cullTimeout * 1000)) {
+        this.log.info({ id, pool: c.pool, busy: app.busy, kernelActivity: app.lastActivity && new Date(app.lastActivity).toISOString() }, 'not culling: no visitor activity, but its kernel is working');
+        continue;
+      }
+      this.log.info({ id, pool: c.pool, reason, ...(app?.busy ? { kernel: 'busy' } : {}) }, app?.busy ? 'culling container while its kernel was busy' : 'culling container');
       this.metrics.culls.inc({ pool: c.pool, reason });
       this.history.recordCull(c.pool);
       this.retire(id, reason);
     }
+  }
+
+  /** What the app in a claimed container says about its kernels (pools whose preset can tell). */
+  private askApp(id: string): Promise<AppActivity | undefined> {
+    const c = this.core.get(id);
+    const api = c && this.pools.get(c.pool)?.activity;
+    const info = this.info.get(id);
+    if (!api || c.state !== 'claimed' || !info?.target) return Promise.resolve(undefined);
+    return this.activity.ask(api, info.target, basePath(id), info.token, 2000);
   }
 
   /** A warm or claimed container is no longer running: out of service, and its visitor is told why. */

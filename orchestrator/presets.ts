@@ -7,6 +7,7 @@
  * - shiny: R Shiny (and most dashboards), which only run under `/`: the proxy strips the prefix.
  * - generic: any other web app served at `/` on the container port: the image's own command.
  */
+import type { ActivityApi } from './app-activity.js';
 
 export const DEFAULT_IMAGE = 'nbpool/jupyter:latest';
 /**
@@ -34,10 +35,12 @@ export interface AppPreset {
   stripPrefix: boolean;
   /** What visitors are told they get, on the loading and waiting pages. */
   noun: 'notebook' | 'app';
+  /** How to ask the app whether it is busy before culling it as idle (app-activity.ts); none: never asked. */
+  activity?: ActivityApi;
 }
 
 export const PRESETS: Record<PresetName, AppPreset> = {
-  jupyter: { image: DEFAULT_IMAGE, command: DEFAULT_COMMAND, redirectUri: '/tree', probePath: 'api', stripPrefix: false, noun: 'notebook' },
+  jupyter: { image: DEFAULT_IMAGE, command: DEFAULT_COMMAND, redirectUri: '/tree', probePath: 'api', stripPrefix: false, noun: 'notebook', activity: 'jupyter' },
   shiny: { image: 'nbpool/shiny:latest', command: '', redirectUri: '/', probePath: '', stripPrefix: true, noun: 'app' },
   generic: { command: '', redirectUri: '/', probePath: '', stripPrefix: true, noun: 'app' },
 };

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Conflict } from '../../shared/errors.js';
+import { jupyterKernelActivity, type AppActivity, type AppActivityProbe } from '../../orchestrator/app-activity.js';
 import { testConfig } from './harness.js';
 import { fakeOrchestrator, FakeEngine, until } from './fake-engine.js';
 
@@ -31,7 +32,7 @@ test('auto: a burst of claims raises the warm target above min; stats give targe
   const claims = [];
   for (let i = 0; i < 30; i++) {
     claims.push(node.orch.claimOrWait(undefined, { path: '', query: '' }, 5000));
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 80));
   }
   await Promise.all(claims);
   stats = node.orch.poolStats('default');
@@ -72,4 +73,50 @@ test('presets: a shiny pool pools an app that runs under / (route data strip_pre
   const notebook = (await node.orch.claimNow(undefined, { path: '', query: '' }))!;
   assert.equal(node.routes.routes.get(`/user/${notebook.id}`)!.strip_prefix, undefined, 'Jupyter runs under its base path');
   assert.deepEqual([node.orch.poolStats('shiny').entry_path, node.orch.poolStats('shiny').preset], ['/shiny/', 'shiny']);
+});
+
+test("Jupyter's /api/kernels read as busy and latest kernel activity", () => {
+  assert.deepEqual(jupyterKernelActivity([]), { busy: false });
+  assert.deepEqual(
+    jupyterKernelActivity([
+      { id: 'a', execution_state: 'idle', last_activity: '2026-11-30T01:00:00.000000Z' },
+      { id: 'b', execution_state: 'busy', last_activity: '2026-11-30T02:00:00.000000Z' },
+    ]),
+    { busy: true, lastActivity: Date.parse('2026-11-30T02:00:00Z') },
+  );
+  assert.equal(jupyterKernelActivity({ message: 'Forbidden' }), undefined);
+  assert.equal(jupyterKernelActivity([3]), undefined);
+});
+
+test('culling asks the app: a busy kernel keeps an idle container, an idle kernel does not, and the busy one goes once it is idle', async () => {
+  const answers = new Map<string, AppActivity | undefined>();
+  const asked: string[] = [];
+  const activity: AppActivityProbe = {
+    async ask(api, target, basePath) {
+      assert.equal(api, 'jupyter');
+      asked.push(basePath);
+      return answers.get(basePath);
+    },
+  };
+  const node = fakeOrchestrator(testConfig('t-demand', ['--pool-size', '2', '--cull-timeout', '0.1', '--cull-period', '0.05', '--reconcile-period', '3600']), { activity });
+  await node.orch.start();
+  try {
+    await until(() => node.orch.stats().available === 2, 'pool to fill');
+    const busy = (await node.orch.claimNow(undefined, { path: '', query: '' }))!;
+    const idle = (await node.orch.claimNow(undefined, { path: '', query: '' }))!;
+    answers.set(`/user/${busy.id}/`, { busy: true, lastActivity: Date.now() - 60_000 });
+    answers.set(`/user/${idle.id}/`, { busy: false, lastActivity: Date.now() - 60_000 });
+    await new Promise((r) => setTimeout(r, 200));
+    await node.orch.reconcilePass();
+    assert.ok(asked.includes(`/user/${busy.id}/`) && asked.includes(`/user/${idle.id}/`), 'both asked before an idle cull');
+    assert.ok(node.routes.routes.has(`/user/${busy.id}`), 'the busy kernel is kept');
+    assert.ok(!node.routes.routes.has(`/user/${idle.id}`), 'the idle kernel is culled');
+    // The computation ends: the next pass culls it.
+    answers.set(`/user/${busy.id}/`, { busy: false, lastActivity: Date.now() - 60_000 });
+    await new Promise((r) => setTimeout(r, 80));
+    await node.orch.reconcilePass();
+    assert.ok(!node.routes.routes.has(`/user/${busy.id}`), 'culled once the kernel is idle');
+  } finally {
+    await node.orch.stop();
+  }
 });

@@ -10,6 +10,7 @@ import type { ContainerBackend, ContainerSpec, EngineWatcher, FoundContainer, St
 import { MemoryClaimJournal, type ClaimJournal } from '../../orchestrator/claim-journal.js';
 import type { OrchestratorConfig } from '../../orchestrator/config.js';
 import { Orchestrator } from '../../orchestrator/orchestrator.js';
+import type { AppActivityProbe } from '../../orchestrator/app-activity.js';
 import type { ReadinessProbe } from '../../orchestrator/probe.js';
 
 interface FakeContainer {
@@ -144,11 +145,11 @@ export interface FakeNode {
   journal: ClaimJournal;
 }
 
-export function fakeOrchestrator(config: OrchestratorConfig, shared: Partial<Omit<FakeNode, 'orch'>> = {}): FakeNode {
+export function fakeOrchestrator(config: OrchestratorConfig, shared: Partial<Omit<FakeNode, 'orch'>> & { activity?: AppActivityProbe } = {}): FakeNode {
   const engine = shared.engine ?? new FakeEngine();
   const routes = shared.routes ?? new MemoryRoutes();
   const journal = shared.journal ?? new MemoryClaimJournal();
-  const orch = new Orchestrator(config, { routes, log: silentLogger(), backend: engine, probe: new FakeProbe(engine), journal, registry: createRegistry('orchestrator'), version: 'test' });
+  const orch = new Orchestrator(config, { routes, log: silentLogger(), backend: engine, probe: new FakeProbe(engine), journal, activity: shared.activity, registry: createRegistry('orchestrator'), version: 'test' });
   return { orch, engine, routes, journal };
 }
 

@@ -12,6 +12,7 @@
  */
 import { DEFAULT_DEMAND_POLICY, DemandCore, sizePools, type DemandPolicy } from '../../orchestrator/demand.js';
 import { DEFAULT_LIMITS, PoolCore, type PoolContainer } from '../../orchestrator/pool.js';
+import { seededRandom } from '../../test/helpers/random.js';
 
 export interface Visitor {
   /** Arrival, ms from the start of the trace. */
@@ -165,17 +166,6 @@ export function replay(visitors: readonly Visitor[], sizing: Sizing, host: HostM
   return { warmContainerSeconds: warmMs / 1000, spareContainerSeconds: spareMs / 1000, phases, series };
 }
 
-/** A seeded random number generator (mulberry32), so every round of the trace is reproducible. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The trace: a quiet hour (6 visitors at random), a lecture of 60 arriving within a minute (each
@@ -184,7 +174,7 @@ export function seeded(seed: number): () => number {
  * Lecture sessions last 50 minutes, others 10 to 30.
  */
 export function lectureTrace(seed: number): Visitor[] {
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const out: Visitor[] = [];
   const minute = 60_000;
   const casual = () => (10 + 20 * random()) * minute;

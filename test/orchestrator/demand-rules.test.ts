@@ -8,19 +8,10 @@ import { test } from 'node:test';
 import { Conflict } from '../../shared/errors.js';
 import { jupyterKernelActivity, type AppActivity, type AppActivityProbe } from '../../orchestrator/app-activity.js';
 import { testConfig } from './harness.js';
-import { fakeOrchestrator, FakeEngine, until } from './fake-engine.js';
+import { FakeEngine, startFake, until } from './fake-engine.js';
 
-async function started(argv: string[], file: Record<string, unknown> = {}, engine = new FakeEngine()) {
-  const node = fakeOrchestrator(testConfig('t-demand', ['--spawn-wait', '5', ...argv], file), { engine });
-  await node.orch.start();
-  const alive = setInterval(() => undefined, 1000);
-  return Object.assign(node, {
-    async [Symbol.asyncDispose]() {
-      clearInterval(alive);
-      await node.orch.stop();
-    },
-  });
-}
+const started = (argv: string[], file: Record<string, unknown> = {}, engine = new FakeEngine()) =>
+  startFake(testConfig('t-demand', ['--spawn-wait', '5', ...argv], file), { engine });
 
 test('auto: a burst of claims raises the warm target above min; stats give target, hit rate and waits; resize is refused', async () => {
   const engine = new FakeEngine();
@@ -98,25 +89,20 @@ test('culling asks the app: a busy kernel keeps an idle container, an idle kerne
       return answers.get(basePath);
     },
   };
-  const node = fakeOrchestrator(testConfig('t-demand', ['--pool-size', '2', '--cull-timeout', '0.1', '--cull-period', '0.05', '--reconcile-period', '3600']), { activity });
-  await node.orch.start();
-  try {
-    await until(() => node.orch.stats().available === 2, 'pool to fill');
-    const busy = (await node.orch.claimNow(undefined, { path: '', query: '' }))!;
-    const idle = (await node.orch.claimNow(undefined, { path: '', query: '' }))!;
-    answers.set(`/user/${busy.id}/`, { busy: true, lastActivity: Date.now() - 60_000 });
-    answers.set(`/user/${idle.id}/`, { busy: false, lastActivity: Date.now() - 60_000 });
-    await new Promise((r) => setTimeout(r, 200));
-    await node.orch.reconcilePass();
-    assert.ok(asked.includes(`/user/${busy.id}/`) && asked.includes(`/user/${idle.id}/`), 'both asked before an idle cull');
-    assert.ok(node.routes.routes.has(`/user/${busy.id}`), 'the busy kernel is kept');
-    assert.ok(!node.routes.routes.has(`/user/${idle.id}`), 'the idle kernel is culled');
-    // The computation ends: the next pass culls it.
-    answers.set(`/user/${busy.id}/`, { busy: false, lastActivity: Date.now() - 60_000 });
-    await new Promise((r) => setTimeout(r, 80));
-    await node.orch.reconcilePass();
-    assert.ok(!node.routes.routes.has(`/user/${busy.id}`), 'culled once the kernel is idle');
-  } finally {
-    await node.orch.stop();
-  }
+  await using node = await startFake(testConfig('t-demand', ['--pool-size', '2', '--cull-timeout', '0.1', '--cull-period', '0.05', '--reconcile-period', '3600']), { activity });
+  await until(() => node.orch.stats().available === 2, 'pool to fill');
+  const busy = (await node.orch.claimNow(undefined, { path: '', query: '' }))!;
+  const idle = (await node.orch.claimNow(undefined, { path: '', query: '' }))!;
+  answers.set(`/user/${busy.id}/`, { busy: true, lastActivity: Date.now() - 60_000 });
+  answers.set(`/user/${idle.id}/`, { busy: false, lastActivity: Date.now() - 60_000 });
+  await new Promise((r) => setTimeout(r, 200));
+  await node.orch.reconcilePass();
+  assert.ok(asked.includes(`/user/${busy.id}/`) && asked.includes(`/user/${idle.id}/`), 'both asked before an idle cull');
+  assert.ok(node.routes.routes.has(`/user/${busy.id}`), 'the busy kernel is kept');
+  assert.ok(!node.routes.routes.has(`/user/${idle.id}`), 'the idle kernel is culled');
+  // The computation ends: the next pass culls it.
+  answers.set(`/user/${busy.id}/`, { busy: false, lastActivity: Date.now() - 60_000 });
+  await new Promise((r) => setTimeout(r, 80));
+  await node.orch.reconcilePass();
+  assert.ok(!node.routes.routes.has(`/user/${busy.id}`), 'culled once the kernel is idle');
 });

@@ -153,6 +153,23 @@ export function fakeOrchestrator(config: OrchestratorConfig, shared: Partial<Omi
   return { orch, engine, routes, journal };
 }
 
+/** A started fake node, stopped by `await using` (its timers are unref'd, so the test's stay alive). */
+export async function startFake(
+  config: OrchestratorConfig,
+  shared: Parameters<typeof fakeOrchestrator>[1] = {},
+): Promise<FakeNode & { [Symbol.asyncDispose](): Promise<void> }> {
+  const node = fakeOrchestrator(config, shared);
+  await node.orch.start();
+  // The orchestrator's timers are unref'd (a server keeps a real process alive): keep the test's alive.
+  const alive = setInterval(() => undefined, 1000);
+  return Object.assign(node, {
+    async [Symbol.asyncDispose]() {
+      clearInterval(alive);
+      await node.orch.stop();
+    },
+  });
+}
+
 /** Waits until `check` holds, polling every few ms, or fails with `what` after `timeoutMs`. */
 export async function until(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -19,7 +19,7 @@ export interface ContainerSpec {
   /** Container name on the engine (unique). */
   name: string;
   image: string;
-  /** Command as an argument vector, placeholders already filled in. */
+  /** Command as an argument vector, placeholders already filled in; empty = the image's own. */
   cmd: string[];
   env: string[];
   labels: Record<string, string>;

@@ -6,19 +6,14 @@ import { totalmem } from 'node:os';
 import { checks, parseConfig, renderHelp, type ConfigValues, type OptionSpecs } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
+import type { ActivityApi } from './app-activity.js';
+import { DEFAULT_COMMAND, DEFAULT_IMAGE, isPresetName, PRESET_NAMES, PRESETS, type PresetName } from './presets.js';
 
-export const DEFAULT_IMAGE = 'nbpool/jupyter:latest';
+export { DEFAULT_COMMAND, DEFAULT_IMAGE };
+
 export const DEFAULT_INSTANCE = 'nbpool';
 /** The public port `nbpool orchestrator` listens on by default. */
 export const DEFAULT_PORT = 9999;
-/**
- * Jupyter 6.4, ready to be embedded in a publisher's iframe on another site: its `_xsrf` cookie has
- * no SameSite attribute, so browsers drop it in cross-site frames and every POST (new notebook,
- * start kernel) would fail with 403. Each container is anonymous, throwaway and reachable only
- * under its unguessable /user/<id>/ path, so the XSRF check is turned off.
- */
-export const DEFAULT_COMMAND =
-  'jupyter-notebook --no-browser --allow-root --ip=0.0.0.0 --NotebookApp.disable_check_xsrf=True --port={port} --NotebookApp.base_url={base_path} --NotebookApp.token={token}';
 /** Memory kept for the engine, the proxy and the system when --max-containers is not given. */
 export const MEMORY_RESERVE_FRACTION = 0.1;
 export const MEMORY_RESERVE_MIN_BYTES = 1024 ** 3;
@@ -40,14 +35,25 @@ export const orchestratorOptionSpecs = {
     help: 'swarm placement constraint of every container, e.g. node.labels.nbpool==yes (repeatable; --backend swarm only)',
     metavar: 'EXPR',
   },
-  image: { type: 'string', default: DEFAULT_IMAGE, help: 'image of the default pool', metavar: 'IMAGE' },
+  preset: { type: 'string', default: 'jupyter', choices: PRESET_NAMES, help: 'kind of app in the default pool: defaults for image, command, paths, prefix stripping, page wording', metavar: 'NAME' },
+  image: { type: 'string', help: `image of the default pool; default: the preset's (jupyter: ${DEFAULT_IMAGE})`, metavar: 'IMAGE' },
   command: {
     type: 'string',
-    default: DEFAULT_COMMAND,
-    help: 'command run in each container; placeholders {base_path} {port} {ip} {token}',
+    help: "command run in each container; placeholders {base_path} {port} {ip} {token}; empty = the image's own; default: the preset's",
     metavar: 'CMD',
   },
-  poolSize: { type: 'int', default: 3, min: 0, help: 'warm containers kept ready in the default pool (a claim is replaced at once)', metavar: 'N' },
+  poolSize: {
+    type: 'string',
+    default: '3',
+    help: 'warm containers kept ready in the default pool (a claim is replaced at once), or auto: follow the claim rate within --pool-min/--pool-max',
+    metavar: 'N|auto',
+    acceptNumbers: true,
+    check: (s: string) => (/^(\d{1,6}|auto)$/.test(s) ? undefined : 'must be a whole number or auto'),
+  },
+  poolMin: { type: 'int', default: 1, min: 0, help: 'with --pool-size auto: warm containers kept however quiet it is', metavar: 'N' },
+  poolMax: { type: 'int', min: 0, help: 'with --pool-size auto: most warm containers; default: 10% of the capacity (at least --pool-min, at least 1)', metavar: 'N' },
+  targetHitRate: { type: 'number', default: 0.95, min: 0.5, max: 0.999, help: 'with --pool-size auto: share of visitors who should find a warm container', metavar: 'RATE' },
+  maxWarmAge: { type: 'number', default: 0, min: 0, help: 'seconds a warm container may wait unclaimed before it is replaced by a fresh one (a few at a time); 0 = never', metavar: 'SECONDS' },
   maxContainers: {
     type: 'int',
     min: 1,
@@ -89,8 +95,8 @@ export const orchestratorOptionSpecs = {
     type: 'boolean',
     help: 'containers reach nothing but the proxy answering them: no internet, no other machine, no other container (a Docker network of their own)',
   },
-  redirectUri: { type: 'string', default: '/tree', help: 'path inside the container a visitor lands on when the request names none', metavar: 'PATH', check: checks.urlPath },
-  probePath: { type: 'string', default: 'api', help: 'path, relative to the base path, that must answer before a container joins the pool', metavar: 'PATH' },
+  redirectUri: { type: 'string', help: "path inside the container a visitor lands on when the request names none; default: the preset's (jupyter: /tree)", metavar: 'PATH', check: checks.urlPath },
+  probePath: { type: 'string', help: "path that must answer before a container joins the pool, relative to the base path (or to / when the preset strips the prefix); default: the preset's (jupyter: api)", metavar: 'PATH' },
   probeTimeout: { type: 'number', default: 60, min: 0.1, help: 'seconds a new container has to answer its probe before it is removed', metavar: 'SECONDS' },
   claimHook: { type: 'string', help: 'shell command run in a container when it is claimed (env NBPOOL_QUERY and NBPOOL_Q_<name> from the request query)', metavar: 'CMD' },
   claimHookTimeout: { type: 'number', default: 10, min: 0.1, help: 'seconds the claim hook may run', metavar: 'SECONDS' },
@@ -142,15 +148,41 @@ export const orchestratorOptionSpecs = {
 
 export type OrchestratorOptions = ConfigValues<typeof orchestratorOptionSpecs>;
 
+/** Demand-following pool size (`size: "auto"`): see orchestrator/demand.ts. */
+export interface AutoSize {
+  min: number;
+  max: number;
+  /** Share of visitors who should find a warm container, 0.5 to 0.999. */
+  hitRate: number;
+}
+
 /** One pool's settings; the default pool comes from the flags, others from the file's `pools`. */
 export interface PoolConfig {
   name: string;
+  preset: PresetName;
   image: string;
+  /** Command with placeholders; '' = the image's own command. */
   command: string;
+  /** Warm containers wanted; with `auto`, the starting point until demand is known (its min). */
   size: number;
+  auto?: AutoSize;
   /** Path inside the container a visitor lands on when the request names none. */
   redirectUri: string;
+  /** Relative to the base path, or to / when stripPrefix. */
   probePath: string;
+  /** The proxy sends `/user/<id>/x` to the container as `/x` (the app runs under /). */
+  stripPrefix: boolean;
+  /** What visitors are told they get ("notebook", "app"). */
+  noun: string;
+  /** How to ask the app whether its kernel is busy before an idle cull (the preset's). */
+  activity?: ActivityApi;
+  /** Port the app listens on inside the container. */
+  port: number;
+  /**
+   * Public path that leads a visitor to this pool (`/<name>/`, embeddable by publishers); `/` for
+   * the default pool, which also takes every other unrouted path.
+   */
+  entryPath: string;
   claimHook?: string;
   memoryBytes?: number;
   cpuQuota?: number;
@@ -192,9 +224,26 @@ export function defaultCapacity(memoryBytes: number, hostBytes = totalmem()): nu
   return Math.max(1, Math.floor((hostBytes - reserve) / memoryBytes));
 }
 
-const POOL_KEYS = ['image', 'command', 'size', 'redirectUri', 'probePath', 'claimHook', 'memLimit', 'cpuQuota', 'cpuShares', 'capAdd'] as const;
+const POOL_KEYS = [
+  'preset', 'image', 'command', 'size', 'min', 'max', 'hitRate', 'redirectUri', 'probePath', 'stripPrefix', 'port', 'entryPath',
+  'claimHook', 'memLimit', 'cpuQuota', 'cpuShares', 'capAdd',
+] as const;
+/** Public paths the orchestrator and proxy answer themselves; no pool entry path may shadow them. */
+const RESERVED_ENTRY = /^\/(api|spawn|stats|user)(\/|$)/;
 
-function parsePools(section: unknown, base: PoolConfig): PoolConfig[] {
+/** Default most warm containers of an auto pool: about 10% of the capacity. */
+export function defaultAutoMax(capacity: number, min: number): number {
+  return Math.max(min, 1, Math.ceil(capacity / 10));
+}
+
+function parseAuto(size: string | number, min: number, max: number | undefined, hitRate: number, capacity: number, where: string): { size: number; auto?: AutoSize } {
+  if (size !== 'auto') return { size: Number(size) };
+  const top = max ?? defaultAutoMax(capacity, min);
+  if (top < min) throw new ConfigError(`${where}: max (${top}) is below min (${min})`);
+  return { size: min, auto: { min, max: top, hitRate } };
+}
+
+function parsePools(section: unknown, base: PoolConfig, values: OrchestratorOptions, capacity: number): PoolConfig[] {
   if (section === undefined) return [];
   if (typeof section !== 'object' || section === null || Array.isArray(section)) {
     throw new ConfigError('config file: "pools" must be an object of pool name -> settings');
@@ -209,20 +258,35 @@ function parsePools(section: unknown, base: PoolConfig): PoolConfig[] {
     for (const key of Object.keys(entry)) {
       if (!(POOL_KEYS as readonly string[]).includes(key)) throw new ConfigError(`${where}: unknown setting ${JSON.stringify(key)}; known: ${POOL_KEYS.join(', ')}`);
     }
-    const str = (key: string, fallback: string | undefined): string | undefined => {
+    const str = (key: string, fallback: string | undefined, allowEmpty = false): string | undefined => {
       const v = entry[key];
       if (v === undefined) return fallback;
-      if (typeof v !== 'string' || v === '') throw new ConfigError(`${where}.${key} must be a non-empty string`);
+      if (typeof v !== 'string' || (v === '' && !allowEmpty)) throw new ConfigError(`${where}.${key} must be a${allowEmpty ? '' : ' non-empty'} string`);
       return v;
     };
-    const int = (key: string, fallback: number | undefined, min: number): number | undefined => {
+    const num = (key: string, fallback: number | undefined, min: number, max = Infinity, integer = true): number | undefined => {
       const v = entry[key];
       if (v === undefined) return fallback;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfigError(`${where}.${key} must be an integer >= ${min}`);
+      if (typeof v !== 'number' || (integer && !Number.isInteger(v)) || v < min || v > max) {
+        throw new ConfigError(`${where}.${key} must be ${integer ? 'an integer' : 'a number'} >= ${min}${max < Infinity ? ` and <= ${max}` : ''}`);
+      }
       return v;
     };
-    const redirectUri = str('redirectUri', base.redirectUri)!;
+    const presetName = str('preset', undefined);
+    if (presetName !== undefined && !isPresetName(presetName)) throw new ConfigError(`${where}.preset must be one of ${PRESET_NAMES.join(', ')}`);
+    // A named preset brings its own app settings; without one the pool is like the default pool.
+    const preset = presetName ? PRESETS[presetName] : undefined;
+    const redirectUri = str('redirectUri', preset?.redirectUri ?? base.redirectUri)!;
     if (!redirectUri.startsWith('/')) throw new ConfigError(`${where}.redirectUri must start with /`);
+    const entryPath = normaliseEntry(str('entryPath', `/${name}/`)!, `${where}.entryPath`);
+    const image = str('image', preset ? preset.image : base.image);
+    if (!image) throw new ConfigError(`${where}.image is needed (the ${presetName} preset names no image)`);
+    const sizeRaw = entry.size ?? (values.poolSize === 'auto' ? 'auto' : base.size);
+    if (sizeRaw !== 'auto' && (typeof sizeRaw !== 'number' || !Number.isInteger(sizeRaw) || sizeRaw < 0)) {
+      throw new ConfigError(`${where}.size must be an integer >= 0 or "auto"`);
+    }
+    const stripPrefix = entry.stripPrefix ?? preset?.stripPrefix ?? base.stripPrefix;
+    if (typeof stripPrefix !== 'boolean') throw new ConfigError(`${where}.stripPrefix must be true or false`);
     const memLimit = str('memLimit', undefined);
     const capAdd = entry.capAdd ?? base.capAdd;
     if (!Array.isArray(capAdd) || capAdd.some((c) => typeof c !== 'string')) throw new ConfigError(`${where}.capAdd must be a list of capability names`);
@@ -230,17 +294,29 @@ function parsePools(section: unknown, base: PoolConfig): PoolConfig[] {
     if (capProblem) throw new ConfigError(`${where}.capAdd: ${capProblem}`);
     out.push({
       name,
-      image: str('image', base.image)!,
-      command: str('command', base.command)!,
-      size: int('size', base.size, 0)!,
+      preset: presetName ?? base.preset,
+      image,
+      command: str('command', preset?.command ?? base.command, true)!,
+      ...parseAuto(sizeRaw, num('min', values.poolMin, 0)!, num('max', values.poolMax, 0), num('hitRate', values.targetHitRate, 0.5, 0.999, false)!, capacity, where),
       redirectUri,
-      probePath: str('probePath', base.probePath)!,
+      probePath: str('probePath', preset?.probePath ?? base.probePath, true)!,
+      stripPrefix,
+      noun: preset?.noun ?? base.noun,
+      activity: preset ? preset.activity : base.activity,
+      port: num('port', base.port, 1, 65535)!,
+      entryPath,
       claimHook: str('claimHook', undefined),
       memoryBytes: memLimit ? parseSize(memLimit, `${where}.memLimit`) : base.memoryBytes,
-      cpuQuota: int('cpuQuota', base.cpuQuota, 1000),
-      cpuShares: int('cpuShares', base.cpuShares, 2),
+      cpuQuota: num('cpuQuota', base.cpuQuota, 1000),
+      cpuShares: num('cpuShares', base.cpuShares, 2),
       capAdd: capAdd as string[],
     });
+  }
+  const seen = new Map<string, string>();
+  for (const pool of out) {
+    const other = seen.get(pool.entryPath);
+    if (other) throw new ConfigError(`config file: pools ${other} and ${pool.name} have the same entryPath ${pool.entryPath}`);
+    seen.set(pool.entryPath, pool.name);
   }
   return out;
 }
@@ -254,6 +330,14 @@ export function defaultInstance(publicPort: number, programDefaultPort: number):
   return publicPort === programDefaultPort ? DEFAULT_INSTANCE : `${DEFAULT_INSTANCE}-${publicPort}`;
 }
 
+/** `/shiny` -> `/shiny/`; entry paths must not shadow the orchestrator's own paths. */
+function normaliseEntry(path: string, where: string): string {
+  const normal = path.endsWith('/') ? path : `${path}/`;
+  if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*\/$/.test(normal)) throw new ConfigError(`${where} must be a path such as /shiny/ (letters, digits, . _ ~ -)`);
+  if (RESERVED_ENTRY.test(normal)) throw new ConfigError(`${where} ${normal} is taken by the orchestrator (api, spawn, stats, user)`);
+  return normal;
+}
+
 /**
  * Builds the full configuration from parsed options and the config file (for `pools`);
  * `instanceFor` names the instance when --instance is not given (nbpool up: from the proxy's port).
@@ -264,13 +348,23 @@ export function buildOrchestratorConfig(
   instanceFor = () => defaultInstance(values.port, DEFAULT_PORT),
 ): OrchestratorConfig {
   const memoryBytes = parseSize(values.memLimit, '--mem-limit');
+  const capacity = values.maxContainers ?? defaultCapacity(memoryBytes);
+  const preset = PRESETS[values.preset as PresetName];
+  const image = values.image ?? preset.image;
+  if (!image) throw new ConfigError(`--image is needed (the ${values.preset} preset names no image)`);
   const defaultPool: PoolConfig = {
     name: DEFAULT_POOL,
-    image: values.image,
-    command: values.command,
-    size: values.poolSize,
-    redirectUri: values.redirectUri,
-    probePath: values.probePath,
+    preset: values.preset as PresetName,
+    image,
+    command: values.command ?? preset.command,
+    ...parseAuto(values.poolSize, values.poolMin, values.poolMax, values.targetHitRate, capacity, '--pool-size auto'),
+    redirectUri: values.redirectUri ?? preset.redirectUri,
+    probePath: values.probePath ?? preset.probePath,
+    stripPrefix: preset.stripPrefix,
+    noun: preset.noun,
+    activity: preset.activity,
+    port: values.containerPort,
+    entryPath: '/',
     claimHook: values.claimHook,
     memoryBytes,
     cpuQuota: values.cpuQuota,
@@ -280,8 +374,8 @@ export function buildOrchestratorConfig(
   if (values.noEgress && values.dockerNetwork) {
     throw new ConfigError('--no-egress puts containers on a network of their own; it cannot be combined with --docker-network');
   }
-  const pools = [defaultPool, ...parsePools(file.pools, defaultPool)];
-  return { ...values, instance: values.instance ?? instanceFor(), pools, memoryBytes, capacity: values.maxContainers ?? defaultCapacity(memoryBytes) };
+  const pools = [defaultPool, ...parsePools(file.pools, defaultPool, values, capacity)];
+  return { ...values, instance: values.instance ?? instanceFor(), pools, memoryBytes, capacity };
 }
 
 /** Parses argv + env + config file into an OrchestratorConfig; `help` is set when --help was asked. */
@@ -301,8 +395,10 @@ export function orchestratorHelp(): string {
     'Keeps pools of warm containers on a Docker engine (DOCKER_HOST honoured), or across a swarm\n' +
       '(--backend swarm, on a manager), and hands one to each\n' +
       'visitor through the proxy: GET /spawn/<path>, POST /api/spawn, GET /api/stats.\n' +
-      'Named pools come from the config file: {"pools": {"name": {"image", "command", "size",\n' +
-      '"redirectUri", "probePath", "claimHook", "memLimit", "cpuQuota", "cpuShares", "capAdd"}}}.',
+      'Named pools come from the config file: {"pools": {"name": {"preset", "image", "command",\n' +
+      '"size" (N or "auto"), "min", "max", "hitRate", "redirectUri", "probePath", "stripPrefix", "port",\n' +
+      '"entryPath" (default /<name>/), "claimHook", "memLimit", "cpuQuota", "cpuShares", "capAdd"}}}.\n' +
+      'Presets: jupyter (runs under /user/<id>/), shiny and generic (run under /: the proxy strips the prefix).',
     orchestratorOptionSpecs,
   );
 }

@@ -142,7 +142,7 @@ export class DockerBackend implements ContainerBackend {
     const container = await this.docker.createContainer({
       name: spec.name,
       Image: spec.image,
-      Cmd: spec.cmd,
+      Cmd: spec.cmd.length ? spec.cmd : undefined,
       Env: spec.env,
       Labels: labels,
       User: spec.user,

@@ -5,6 +5,7 @@
  *   { "interval_ms": 1000,
  *     "samples": [ { "t": 1763780000000,                       // end of the interval, epoch ms
  *                    "levels": { "<pool>": { "warm": 3, "claimed": 1, "starting": 0, "waiting": 0 } },
+ *                    "lines": { "<pool>": { "target": 3 } },                // warm containers wanted
  *                    "figures": { "claims": 2, "claim_p50_ms": 0.4, "claim_p99_ms": 0.9, "culls": 0,
  *                                 "<pool>.claims": 2, "<pool>.claim_p50_ms": 0.4,
  *                                 "<pool>.claim_p99_ms": 0.9, "<pool>.culls": 0 } } ] }
@@ -19,6 +20,8 @@ export interface PoolLevels {
   claimed: number;
   starting: number;
   waiting: number;
+  /** Warm containers wanted (the pool size, or an auto pool's demand target): drawn as a line. */
+  target?: number;
 }
 
 /** The q-quantile (0..1) of sorted values, nearest rank. */
@@ -63,8 +66,10 @@ export class StatsHistory {
     const all: number[] = [];
     let allCulls = 0;
     const sampleLevels: Record<string, Record<string, number>> = {};
+    const lines: Record<string, Record<string, number>> = {};
     for (const [name, l] of Object.entries(levels)) {
       sampleLevels[name] = { warm: l.warm, claimed: l.claimed, starting: l.starting, waiting: l.waiting };
+      if (l.target !== undefined) lines[name] = { target: l.target };
       const latencies = this.latencies.get(name) ?? [];
       const culls = this.culls.get(name) ?? 0;
       all.push(...latencies);
@@ -74,7 +79,7 @@ export class StatsHistory {
     addFigures('', all, allCulls);
     this.latencies = new Map();
     this.culls = new Map();
-    this.samples.push({ t, levels: sampleLevels, figures });
+    this.samples.push({ t, levels: sampleLevels, ...(Object.keys(lines).length ? { lines } : {}), figures });
     if (this.samples.length > this.capacity) this.samples.shift();
   }
 

@@ -9,12 +9,14 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
-import { HttpError, ServiceUnavailable, TooManyRequests, BadRequest, NotFound } from '../shared/errors.js';
+import { HttpError, ServiceUnavailable, TooManyRequests, BadRequest, NotFound, Conflict } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { NodeStats, PoolStats, RouteData, RouteTableClient } from '../shared/types.js';
 import { LABELS, type ContainerBackend } from './backend.js';
 import type { ClaimJournal } from './claim-journal.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
+import { HttpAppActivityProbe, type AppActivity, type AppActivityProbe } from './app-activity.js';
+import { DemandCore, sizePools } from './demand.js';
 import { EngineQueue } from './engine-queue.js';
 import { FairShare } from './fair-share.js';
 import { StatsHistory, type PoolLevels } from './history.js';
@@ -88,13 +90,19 @@ export interface OrchestratorDeps {
   backend: ContainerBackend;
   probe: ReadinessProbe;
   journal: ClaimJournal;
+  /** Asks apps whether they are busy (default: HTTP to the container). */
+  activity?: AppActivityProbe;
   registry: Registry;
   version: string;
 }
 
 export class Orchestrator {
   readonly core: PoolCore;
+  /** demand: claim rate, start times and hit rate; sizes `auto` pools (demand.ts). */
+  readonly demand: DemandCore;
   readonly history = new StatsHistory();
+  /** demand: asks apps whether their kernel is busy before an idle cull. */
+  private readonly activity: AppActivityProbe;
   private readonly pools = new Map<string, PoolConfig>();
   private readonly info = new Map<string, ContainerInfo>();
   private readonly byContainerId = new Map<string, string>();
@@ -143,6 +151,8 @@ export class Orchestrator {
       },
     );
     this.shares = new FairShare({ maxPerClient: config.maxPerClient, claimsPerMinute: config.claimsPerMinute, burst: Math.max(1, config.maxPerClient) });
+    this.activity = deps.activity ?? new HttpAppActivityProbe();
+    this.demand = new DemandCore(config.pools.map((p) => ({ name: p.name, size: p.size, auto: p.auto })));
     this.engineWork = new EngineQueue(this.log, { concurrency: config.removeParallel, timeoutMs: 30_000, retryDelayMs: 2_000, maxAttempts: 3 });
     this.metrics = createOrchestratorMetrics(deps.registry, this.core);
   }
@@ -268,6 +278,8 @@ export class Orchestrator {
         this.tickets.delete(ticket.id);
       }
     }
+    // demand: auto pools follow the claim rate; warm containers past --max-warm-age are replaced.
+    for (const id of sizePools(this.demand, this.core, now, this.config.capacity, this.config.maxWarmAge * 1000)) this.retire(id, 'max-warm-age');
     this.kick();
   }
 
@@ -329,7 +341,8 @@ export class Orchestrator {
     const pool = this.pools.get(poolName)!;
     const info = this.info.get(id);
     if (!info?.target || !info.containerId) return;
-    const url = `${info.target}${basePath(id)}${pool.probePath.replace(/^\//, '')}`;
+    // demand: an app behind strip_prefix answers under /, not under its base path.
+    const url = `${info.target}${pool.stripPrefix ? '/' : basePath(id)}${pool.probePath.replace(/^\//, '')}`;
     const deadline = Date.now() + this.config.probeTimeout * 1000;
     let lastError = '';
     let nextLivenessCheck = Date.now() + 500;
@@ -339,6 +352,9 @@ export class Orchestrator {
         this.lastFailure.delete(poolName);
         if (this.core.admitted(id)) {
           this.log.debug({ id, pool: poolName }, 'container admitted');
+          // demand: start times plan the warm target (adopted containers' ages are not start times).
+          const startMs = Date.now() - this.core.get(id)!.createdAt;
+          if (startMs <= this.config.probeTimeout * 1000) this.demand.started(poolName, startMs, Date.now());
           this.kick();
         }
         return;
@@ -424,6 +440,8 @@ export class Orchestrator {
       container: info.containerId,
       created: new Date(c.createdAt).toISOString(),
       claimed: new Date(c.claimedAt ?? Date.now()).toISOString(),
+      // demand: the proxy sends /user/<id>/x as /x and rewrites Location and cookie paths.
+      ...(this.pools.get(c.pool)?.stripPrefix ? { strip_prefix: true } : {}),
     };
   }
 
@@ -454,13 +472,13 @@ export class Orchestrator {
   async claimNow(poolName: string | undefined, context: ClaimContext, startedAt = performance.now()): Promise<Claim | undefined> {
     const pool = this.guard(poolName, context);
     // While the engine is not trusted, a warm container may be dead: the visitor waits instead.
-    if (!this.engineTrusted) return undefined;
     let container: PoolContainer | undefined;
     try {
-      container = this.core.claim(pool.name, Date.now());
+      container = this.engineTrusted ? this.core.claim(pool.name, Date.now()) : undefined;
     } catch (err) {
       throw this.mapPoolError(err);
     }
+    this.demand.arrival(pool.name, Date.now(), container !== undefined); // demand: hit or miss
     if (!container) return undefined;
     if (context.client !== undefined) this.shares.spend(context.client, Date.now());
     return this.finishClaim(container, context, startedAt);
@@ -577,6 +595,7 @@ export class Orchestrator {
   private serveWaiters(): void {
     if (!this.engineTrusted) return;
     for (const { waiter, container } of this.core.serveWaiters(Date.now())) {
+      this.demand.waited(waiter.pool, Date.now(), Date.now() - waiter.enqueuedAt); // demand: waits in stats
       const p = this.takePending(waiter.id);
       if (!p) {
         // Cannot happen (waiters leave the core and `pending` together); never hand it out twice.
@@ -721,20 +740,38 @@ export class Orchestrator {
     const now = Date.now();
     if (now - this.lastCull >= this.config.cullPeriod * 1000) {
       this.lastCull = now;
-      this.cull(now, lastActivity);
+      await this.cull(now, lastActivity);
       this.deps.journal.compact(this.core.list({ state: 'claimed' }).map((c) => c.id));
     }
     this.kick();
   }
 
-  private cull(now: number, lastActivity: ReadonlyMap<string, number>): void {
-    for (const { id, reason } of this.core.cullPlan(now, lastActivity, this.config.cullTimeout * 1000, this.config.cullMax * 1000)) {
-      const c = this.core.get(id)!;
-      this.log.info({ id, pool: c.pool, reason }, 'culling container');
+  private async cull(now: number, lastActivity: ReadonlyMap<string, number>): Promise<void> {
+    const plan = this.core.cullPlan(now, lastActivity, this.config.cullTimeout * 1000, this.config.cullMax * 1000);
+    // demand (issue 16 part 3): a kernel still computing with the tab closed is activity; ask the app.
+    const apps = await Promise.all(plan.map(({ id }) => this.askApp(id)));
+    for (const [i, { id, reason }] of plan.entries()) {
+      const c = this.core.get(id);
+      if (!c || c.state === 'removing') continue;
+      const app = apps[i];
+      if (reason === 'idle' && app && (app.busy || (app.lastActivity ?? 0) > now - this.config.cullTimeout * 1000)) {
+        this.log.info({ id, pool: c.pool, busy: app.busy, kernelActivity: app.lastActivity && new Date(app.lastActivity).toISOString() }, 'not culling: no visitor activity, but its kernel is working');
+        continue;
+      }
+      this.log.info({ id, pool: c.pool, reason, ...(app?.busy ? { kernel: 'busy' } : {}) }, app?.busy ? 'culling container while its kernel was busy' : 'culling container');
       this.metrics.culls.inc({ pool: c.pool, reason });
       this.history.recordCull(c.pool);
       this.retire(id, reason);
     }
+  }
+
+  /** What the app in a claimed container says about its kernels (pools whose preset can tell). */
+  private askApp(id: string): Promise<AppActivity | undefined> {
+    const c = this.core.get(id);
+    const api = c && this.pools.get(c.pool)?.activity;
+    const info = this.info.get(id);
+    if (!api || c.state !== 'claimed' || !info?.target) return Promise.resolve(undefined);
+    return this.activity.ask(api, info.target, basePath(id), info.token, 2000);
   }
 
   /** A warm or claimed container is no longer running: out of service, and its visitor is told why. */
@@ -793,7 +830,9 @@ export class Orchestrator {
   // ---- admin ---------------------------------------------------------------------------------
 
   resize(poolName: string, size: unknown): void {
-    this.poolOf(poolName);
+    const pool = this.poolOf(poolName);
+    // demand: an auto pool's size is its demand target; its bounds come from the config.
+    if (pool.auto) throw new Conflict(`pool ${poolName} sizes itself (auto, ${pool.auto.min} to ${pool.auto.max} warm); change min/max in the config`);
     if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || size > this.config.capacity) {
       throw new BadRequest(`size must be a whole number from 0 to ${this.config.capacity} (the capacity)`);
     }
@@ -830,7 +869,7 @@ export class Orchestrator {
 
   // ---- figures -------------------------------------------------------------------------------
 
-  poolStats(name: string): PoolStats & { generation: number; redirect_uri: string } {
+  poolStats(name: string): PoolStats & { generation: number; redirect_uri: string; entry_path: string; preset: string } {
     const pool = this.poolOf(name);
     const f = this.core.figures(name, Date.now());
     return {
@@ -847,6 +886,9 @@ export class Orchestrator {
       refill_paused: f.refillPaused,
       generation: f.generation,
       redirect_uri: pool.redirectUri,
+      entry_path: pool.entryPath,
+      preset: pool.preset,
+      ...this.demand.stats(name, Date.now()), // demand: target, hit rate and waits over 10 minutes
     };
   }
 
@@ -875,7 +917,11 @@ export class Orchestrator {
   private sampleHistory(): void {
     const levels: Record<string, PoolLevels> = {};
     const now = Date.now();
-    for (const name of this.core.poolNames()) levels[name] = this.core.figures(name, now);
+    // demand: the target is drawn beside the warm count.
+    for (const name of this.core.poolNames()) {
+      const f = this.core.figures(name, now);
+      levels[name] = { ...f, target: f.size };
+    }
     this.history.sample(now, levels);
   }
 }

@@ -15,12 +15,15 @@ function page(title: string, body: string, head = ''): string {
 `;
 }
 
-/** Shown for `/` and unrouted paths: continues at once to `spawnUrl` (a same-site path). */
-export function loadingPage(spawnUrl: string): string {
+/**
+ * Shown for `/` and unrouted paths: continues at once to `spawnUrl` (a same-site path). `noun` is
+ * what the pool hands out: "notebook", or "app" for pools that are not notebooks.
+ */
+export function loadingPage(spawnUrl: string, noun = 'notebook'): string {
   const url = escapeHtml(spawnUrl);
   return page(
-    'Starting your notebook',
-    `<h1><span class="spin"></span> Starting your notebook&hellip;</h1><p>If nothing happens, <a href="${url}">continue</a>.</p>
+    `Starting your ${noun}`,
+    `<h1><span class="spin"></span> Starting your ${escapeHtml(noun)}&hellip;</h1><p>If nothing happens, <a href="${url}">continue</a>.</p>
 <script>location.replace(${JSON.stringify(spawnUrl).replace(/</g, '\\u003c')});</script>`,
     `<meta http-equiv="refresh" content="0;url=${url}">`,
   );
@@ -30,7 +33,7 @@ export function loadingPage(spawnUrl: string): string {
  * Shown while the visitor waits in line: polls `/api/wait/<ticket>` (long poll) and moves on the
  * moment a container is theirs; without JavaScript it reloads `retryUrl` every few seconds.
  */
-export function waitingPage(ticket: string, retryUrl: string, position: number): string {
+export function waitingPage(ticket: string, retryUrl: string, position: number, noun = 'notebook'): string {
   const script = `
 const status = document.getElementById('status');
 async function poll() {
@@ -47,8 +50,8 @@ async function poll() {
 }
 poll();`.replace(/</g, '\\u003c');
   return page(
-    'Waiting for a notebook',
-    `<h1><span class="spin"></span> All notebooks are busy</h1>
+    `Waiting for a ${noun}`,
+    `<h1><span class="spin"></span> All ${escapeHtml(noun)}s are busy</h1>
 <p id="status">You are number ${position + 1} in line. This page moves on by itself the moment one is free.</p>
 <noscript><meta http-equiv="refresh" content="5;url=${escapeHtml(retryUrl)}"></noscript>
 <script>${script}</script>`,
@@ -56,9 +59,9 @@ poll();`.replace(/</g, '\\u003c');
 }
 
 /** Beyond the waiting line, or while the node shuts down. */
-export function fullPage(message: string, retryAfterSeconds: number): string {
+export function fullPage(message: string, retryAfterSeconds: number, noun = 'notebook'): string {
   return page(
-    'No notebook free',
-    `<h1>No notebook is free right now</h1><p>${escapeHtml(message)}</p><p>Please try again in ${retryAfterSeconds} seconds.</p>`,
+    `No ${noun} free`,
+    `<h1>No ${escapeHtml(noun)} is free right now</h1><p>${escapeHtml(message)}</p><p>Please try again in ${retryAfterSeconds} seconds.</p>`,
   );
 }

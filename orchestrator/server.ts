@@ -20,7 +20,7 @@ import { affinityCookie, readCookie } from '../shared/cookies.js';
 import { statusPageHtml } from '../shared/status-page.js';
 import type { RouteTableClient } from '../shared/types.js';
 import type { ContainerBackend } from './backend.js';
-import type { OrchestratorConfig } from './config.js';
+import type { OrchestratorConfig, PoolConfig } from './config.js';
 import { FileClaimJournal } from './claim-journal.js';
 import { DockerBackend } from './docker-backend.js';
 import { HttpProbe } from './probe.js';
@@ -73,11 +73,25 @@ function redirect(res: ServerResponse, location: string, headers: Record<string,
 /** The cookie that brings a returning visitor back to their own container. */
 const VISITOR_COOKIE = 'nbpool_visitor';
 
-/** The spawn path a loading page continues to: `/user/<stale id>/x` -> `/spawn/x`, `/tree` -> `/spawn/tree`. */
-function spawnPathFor(path: string): string {
+/**
+ * Where a loading page continues to: `/user/<stale id>/x` -> `/spawn/x`, `/tree` -> `/spawn/tree`,
+ * and a named pool's entry path `/shiny/x` -> `/spawn/x?pool=shiny` (query kept). Returns the pool too.
+ */
+export function spawnUrlFor(path: string, query: string, pools: readonly PoolConfig[]): { url: string; pool: PoolConfig } {
   const stale = /^\/user\/[^/]+(\/.*)?$/.exec(path);
-  const rest = stale ? (stale[1] ?? '/') : path;
-  return '/spawn' + safePath(rest);
+  let pool = pools[0]!;
+  let rest = stale ? (stale[1] ?? '/') : path;
+  if (!stale) {
+    for (const p of pools) {
+      const entry = p.entryPath;
+      if (entry !== '/' && (path + '/').startsWith(entry) && entry.length > pool.entryPath.length) pool = p;
+    }
+    if (pool !== pools[0]) rest = path.slice(pool.entryPath.length - 1) || '/';
+  }
+  const params = new URLSearchParams(query);
+  if (pool !== pools[0]) params.set('pool', pool.name);
+  const search = params.toString();
+  return { url: '/spawn' + safePath(rest) + (search ? `?${search}` : ''), pool };
 }
 
 function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logger) {
@@ -134,13 +148,14 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
     const spawn = /^\/spawn(\/.*)?$/.exec(path);
     // HEAD (link checkers, prefetchers) never takes a container.
     if (!spawn || method === 'HEAD') {
-      const next = spawnPathFor(path);
-      sendHtml(res, 200, loadingPage(next + (query ? `?${query}` : '')));
+      const next = spawnUrlFor(spawn ? (spawn[1] ?? '/') : path, query, config.pools);
+      sendHtml(res, 200, loadingPage(next.url, next.pool.noun));
       return;
     }
     const rest = spawn[1] && spawn[1] !== '/' ? safePath(spawn[1]) : '';
     const context: ClaimContext = { path: rest, query, client };
     const pool = params.get('pool') ?? undefined;
+    const noun = config.pools.find((p) => p.name === pool)?.noun ?? config.pools[0]!.noun;
     const ticket = params.get('ticket');
     const returning = readCookie(req, VISITOR_COOKIE);
     const ownUrl = returning && !ticket ? orch.returningVisitorUrl(returning, context) : undefined;
@@ -151,7 +166,7 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
       if (ticket) {
         const view = orch.ticketView(ticket);
         if (view.state === 'ready') return claimed(view.visitorId, view.url);
-        if (view.state === 'waiting') return sendHtml(res, 200, waitingPage(ticket, req.url ?? '/', view.position));
+        if (view.state === 'waiting') return sendHtml(res, 200, waitingPage(ticket, req.url ?? '/', view.position, noun));
         // Gone (expired or unknown): start over as a new visitor.
       }
       const claim = await orch.claimNow(pool, context);
@@ -160,11 +175,11 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
       const retry = new URLSearchParams(query);
       retry.set('ticket', id);
       const view = orch.ticketView(id);
-      sendHtml(res, 200, waitingPage(id, `/spawn${rest}?${retry}`, view.state === 'waiting' ? view.position : 0));
+      sendHtml(res, 200, waitingPage(id, `/spawn${rest}?${retry}`, view.state === 'waiting' ? view.position : 0, noun));
     } catch (err) {
       if (err instanceof HttpError && (err.status === 503 || err.status === 429)) {
         const retryAfter = Number(err.headers['Retry-After'] ?? 30);
-        sendHtml(res, 503, fullPage(err.message, retryAfter), { 'Retry-After': String(retryAfter) });
+        sendHtml(res, 503, fullPage(err.message, retryAfter, noun), { 'Retry-After': String(retryAfter) });
         return;
       }
       throw err;

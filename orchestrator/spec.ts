@@ -58,7 +58,8 @@ export function containerSpec(config: OrchestratorConfig, pool: PoolConfig, inpu
   return {
     name: containerName(config.instance, pool.name, id),
     image: pool.image,
-    cmd: fillPlaceholders(splitCommand(pool.command), { base_path: base, port: String(config.containerPort), ip: '0.0.0.0', token }),
+    // An empty command runs the image's own (shiny, generic presets).
+    cmd: pool.command ? fillPlaceholders(splitCommand(pool.command), { base_path: base, port: String(pool.port), ip: '0.0.0.0', token }) : [],
     env: [`NBPOOL_BASE_PATH=${base}`, ...(token ? [`JUPYTER_TOKEN=${token}`] : [])],
     labels: {
       [LABELS.instance]: config.instance,
@@ -69,7 +70,7 @@ export function containerSpec(config: OrchestratorConfig, pool: PoolConfig, inpu
       [LABELS.generation]: String(input.generation),
       ...(token ? { [LABELS.token]: token } : {}),
     },
-    port: config.containerPort,
+    port: pool.port,
     publishIp: config.containerIp,
     network: config.dockerNetwork,
     user: config.containerUser,

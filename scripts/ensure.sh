@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs or starts what nbpool needs when it is missing, showing progress; or says in one line
-# what the user must do. Usage: scripts/ensure.sh [deps] [docker] [redis] [chromium] [bench-tools] [images] [jupyter]
+# what the user must do. Usage: scripts/ensure.sh [deps] [docker] [redis] [chromium] [bench-tools] [images] [jupyter] [shiny]
 #   [compose] [node-image] [redis-image]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +70,7 @@ for what in "$@"; do
     bench-tools) ensure_bench_tools ;;
     images) bash test/images/build.sh tiny ;;
     jupyter) bash test/images/build.sh jupyter ;;
+    shiny) bash test/images/build.sh shiny ;;
     compose) ensure_compose ;;
     node-image) bash deploy/build-node-image.sh >/dev/null ;;
     redis-image) bash deploy/build-redis-image.sh >/dev/null ;;

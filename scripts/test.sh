@@ -4,7 +4,7 @@
 # Pass test files to run only those: npm test -- test/proxy/api.test.ts
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure.sh deps docker redis chromium images jupyter compose node-image redis-image
+bash scripts/ensure.sh deps docker redis chromium images jupyter shiny compose node-image redis-image
 echo "test: type-check (tsc --noEmit) ..." >&2
 npm run -s typecheck
 echo "test: lint (eslint) ..." >&2

@@ -21,7 +21,13 @@ interface BaseSpec {
   /** Extra check on the parsed value; returns an error message or undefined. */
   check?: (value: never) => string | undefined;
 }
-export interface StringSpec extends BaseSpec { type: 'string'; default?: string; choices?: readonly string[] }
+export interface StringSpec extends BaseSpec {
+  type: 'string';
+  default?: string;
+  choices?: readonly string[];
+  /** A JSON number in the config file is taken as its text (for values such as `N|auto`). */
+  acceptNumbers?: boolean;
+}
 export interface UrlSpec extends BaseSpec { type: 'url'; default?: string; protocols?: readonly string[] }
 export interface IntSpec extends BaseSpec { type: 'int'; default?: number; min?: number; max?: number }
 export interface NumberSpec extends BaseSpec { type: 'number'; default?: number; min?: number; max?: number }
@@ -107,6 +113,7 @@ function convert(key: string, spec: OptionSpec, raw: unknown, source: string): u
       return text;
     }
     case 'string': {
+      if (spec.acceptNumbers && typeof text === 'number' && Number.isFinite(text)) return String(text);
       if (typeof text !== 'string') throw new ConfigError(`${where} must be a string, got ${JSON.stringify(raw)}`);
       if (spec.choices && !spec.choices.includes(text)) {
         throw new ConfigError(`${where} must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(raw)}`);

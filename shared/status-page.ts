@@ -15,6 +15,8 @@ export interface StatusSample {
   t: number;
   /** Per series (a pool, or a node) the levels to stack: e.g. warm / claimed / starting / waiting. */
   levels: Record<string, Record<string, number>>;
+  /** Per series values drawn as dashed lines over the stack, e.g. a pool's target. */
+  lines?: Record<string, Record<string, number>>;
   /** Figures of the interval ending at `t`, e.g. claims, claim_p50_ms, claim_p99_ms, culls. */
   figures: Record<string, number>;
 }
@@ -71,13 +73,15 @@ async function getJson(path) {
 
 function tile(k, v) { return '<div class="tile"><div class="k">' + esc(k) + '</div><div class="v">' + esc(v) + '</div></div>'; }
 
-/** Stacked area chart of one series' levels over time, as inline SVG. */
+/** Stacked area chart of one series' levels over time, with its lines (a pool's target) dashed over it, as inline SVG. */
 function chart(name, samples) {
   const W = 800, H = 180, P = 24;
-  const keys = [];
+  const keys = [], lineKeys = [];
   for (const s of samples) for (const k of Object.keys((s.levels[name]) || {})) if (!keys.includes(k)) keys.push(k);
+  for (const s of samples) for (const k of Object.keys((s.lines || {})[name] || {})) if (!lineKeys.includes(k)) lineKeys.push(k);
+  const lineOf = (s, k) => ((s.lines || {})[name] || {})[k];
   const totals = samples.map((s) => keys.reduce((a, k) => a + ((s.levels[name] || {})[k] || 0), 0));
-  const max = Math.max(1, ...totals);
+  const max = Math.max(1, ...totals, ...samples.flatMap((s) => lineKeys.map((k) => lineOf(s, k) || 0)));
   const t0 = samples.length ? samples[0].t : 0, t1 = samples.length ? samples[samples.length - 1].t : 1;
   const x = (t) => P + (W - 2 * P) * (t1 === t0 ? 1 : (t - t0) / (t1 - t0));
   const y = (v) => H - P - (H - 2 * P) * (v / max);
@@ -91,12 +95,18 @@ function chart(name, samples) {
     }
     base = top;
   });
+  lineKeys.forEach((k) => {
+    const points = samples.filter((s) => lineOf(s, k) !== undefined).map((s) => x(s.t).toFixed(1) + ',' + y(lineOf(s, k)).toFixed(1));
+    if (points.length) paths += '<polyline fill="none" stroke="var(--fg)" stroke-width="1.5" stroke-dasharray="5 3" points="' + points.join(' ') + '"><title>' + esc(k) + '</title></polyline>';
+  });
   const minutes = ((t1 - t0) / 60000).toFixed(1);
   const axis = '<line x1="' + P + '" y1="' + (H - P) + '" x2="' + (W - P) + '" y2="' + (H - P) + '" stroke="#9ca3af"/>' +
     '<text x="' + P + '" y="' + (H - 6) + '" font-size="11" fill="#6b7280">-' + minutes + ' min</text>' +
     '<text x="' + (W - P) + '" y="' + (H - 6) + '" font-size="11" fill="#6b7280" text-anchor="end">now</text>' +
     '<text x="2" y="' + (P - 6) + '" font-size="11" fill="#6b7280">' + max + '</text>';
-  const legend = keys.map((k, i) => '<span><i style="background:' + color(k, i) + '"></i>' + esc(k) + ' ' + ((samples.length ? (samples[samples.length - 1].levels[name] || {})[k] : 0) || 0) + '</span>').join('');
+  const newest = samples.length ? samples[samples.length - 1] : undefined;
+  const legend = keys.map((k, i) => '<span><i style="background:' + color(k, i) + '"></i>' + esc(k) + ' ' + ((newest ? (newest.levels[name] || {})[k] : 0) || 0) + '</span>').join('') +
+    lineKeys.map((k) => '<span><i style="background:none;border-top:2px dashed var(--fg);height:0;vertical-align:middle"></i>' + esc(k) + ' ' + ((newest && lineOf(newest, k)) || 0) + '</span>').join('');
   return '<div class="card" data-series="' + esc(name) + '"><h2>' + esc(name) + '</h2><div class="legend">' + legend + '</div>' +
     '<svg viewBox="0 0 ' + W + ' ' + H + '" preserveAspectRatio="none">' + axis + paths + '</svg></div>';
 }
@@ -123,9 +133,10 @@ function render(stats, samples) {
       tile('claim p50 / p99', ms(last(samples, 'claim_p50_ms')) + ' / ' + ms(last(samples, 'claim_p99_ms')) + ' ms'),
       tile('culled / 10 min', sumOver(samples, 'culls', 600000)));
     document.getElementById('table-title').textContent = 'Pools';
-    document.getElementById('table').innerHTML = '<tr><th>pool</th><th>image</th><th>size</th><th>warm</th><th>claimed</th><th>starting</th><th>waiting</th><th>failures</th><th>state</th></tr>' +
-      Object.entries(stats.pools).map(([n, p]) => '<tr><td>' + esc(n) + '</td><td>' + esc(p.image) + '</td><td>' + p.size + '</td><td>' + p.warm + '</td><td>' + p.claimed +
-        '</td><td>' + p.starting + '</td><td>' + p.waiting + '</td><td>' + p.failures + '</td><td>' + (p.draining ? '<span class="draining">draining</span>' : p.backoff_until ? '<span class="down">backing off</span>' : p.refill_paused ? '<span class="draining">refill paused for claims</span>' : '<span class="up">ok</span>') +
+    const pct = (v) => (v === null || v === undefined ? '–' : Math.round(v * 1000) / 10 + '%');
+    document.getElementById('table').innerHTML = '<tr><th>pool</th><th>image</th><th>size</th><th>warm</th><th>claimed</th><th>starting</th><th>waiting</th><th>hit rate 10 min</th><th>waits 10 min</th><th>failures</th><th>state</th></tr>' +
+      Object.entries(stats.pools).map(([n, p]) => '<tr><td>' + esc(n) + '</td><td>' + esc(p.image) + '</td><td>' + p.size + (p.auto ? ' (auto)' : '') + '</td><td>' + p.warm + '</td><td>' + p.claimed +
+        '</td><td>' + p.starting + '</td><td>' + p.waiting + '</td><td>' + pct(p.hit_rate_10m) + '</td><td>' + (p.waits_10m ?? '–') + '</td><td>' + p.failures + '</td><td>' + (p.draining ? '<span class="draining">draining</span>' : p.backoff_until ? '<span class="down">backing off</span>' : p.refill_paused ? '<span class="draining">refill paused for claims</span>' : '<span class="up">ok</span>') +
         (p.last_failure ? ' <span class="down">' + esc(p.last_failure) + '</span>' : '') + '</td></tr>').join('');
   } else if (stats.nodes) {
     const t = stats;

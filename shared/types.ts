@@ -35,6 +35,21 @@ export interface PoolStats {
   waiting: number;
   /** Containers that failed to start or answer, since start. */
   failures: number;
+  /** Warm containers wanted now: the size, or an auto pool's demand target. */
+  target?: number;
+  /** Sized by demand (`--pool-size auto`). */
+  auto?: boolean;
+  /** Claims per minute the target plans for (recent peak, fading). */
+  claim_rate_per_min?: number;
+  /** Start time the target plans with, ms. */
+  start_ms?: number;
+  /** Over the last 10 minutes: visitors, served warm at once, waited; hit rate = warm / visitors. */
+  claims_10m?: number;
+  warm_hits_10m?: number;
+  waits_10m?: number;
+  hit_rate_10m?: number | null;
+  wait_p50_ms?: number | null;
+  wait_max_ms?: number | null;
   /** Set while refills are backing off after repeated failures. */
   backoff_until?: string;
   /** Replacements held back while a burst of claims is served (--refill-delay). */

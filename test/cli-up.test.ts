@@ -73,5 +73,5 @@ test('nbpool up: bad flags are one clear line and exit code 2', async () => {
   child.stderr!.on('data', (d) => (stderr += String(d)));
   const code = await new Promise((resolve) => child.once('exit', resolve));
   assert.equal(code, 2);
-  assert.match(stderr.trim(), /^nbpool up: --pool-size \(from command line\) must be an integer, got "many"$/);
+  assert.match(stderr.trim(), /^nbpool up: --pool-size: must be a whole number or auto$/);
 });

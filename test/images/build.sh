@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Builds the locally made test images (nothing can be pulled from a registry here).
 #
-#   test/images/build.sh [tiny|jupyter|all]      (default: all)
+#   test/images/build.sh [tiny|jupyter|shiny|all]      (default: all)
 #
 #   nbpool/tiny:latest     FROM scratch: static tiny-notebook (tiny/server.c) + busybox.
 #                          Rebuilt only when missing or when its label nbpool.source-hash
 #                          differs from sha256(tiny/server.c + tiny/Dockerfile). ~2 s.
 #   nbpool/jupyter:latest  Debian bookworm + jupyter-notebook (jupyter/build.sh).
 #                          Built only when missing. ~1-2 min, needs root and Debian's mirror.
+#   nbpool/shiny:latest    Debian bookworm + r-cran-shiny + a tiny app (shiny/build.sh).
+#                          Rebuilt only when missing or when its label nbpool.source-hash
+#                          differs from sha256 of the files in shiny/. ~2 min, needs root.
 #
 # Env: DOCKER_HOST (honoured by the docker client), NBPOOL_SKIP_JUPYTER=1 (skip Jupyter),
 #      NBPOOL_REBUILD=1 (rebuild even if up to date), NBPOOL_TINY_IMAGE,
-#      NBPOOL_JUPYTER_IMAGE (image names), NBPOOL_BUSYBOX (static busybox to copy,
+#      NBPOOL_JUPYTER_IMAGE, NBPOOL_SHINY_IMAGE (image names), NBPOOL_BUSYBOX (static busybox to copy,
 #      default /bin/busybox), TMPDIR (work dirs).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TINY_IMAGE="${NBPOOL_TINY_IMAGE:-nbpool/tiny:latest}"
 JUPYTER_IMAGE="${NBPOOL_JUPYTER_IMAGE:-nbpool/jupyter:latest}"
+SHINY_IMAGE="${NBPOOL_SHINY_IMAGE:-nbpool/shiny:latest}"
 BUSYBOX="${NBPOOL_BUSYBOX:-/bin/busybox}"
 WHAT="${1:-all}"
 
@@ -25,9 +29,9 @@ log() { echo "images: $*" >&2; }
 die() { echo "images: $*" >&2; exit 1; }
 
 case "$WHAT" in
-  tiny | jupyter | all) ;;
-  -h | --help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) die "unknown target '$WHAT' (use tiny, jupyter or all)" ;;
+  tiny | jupyter | shiny | all) ;;
+  -h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) die "unknown target '$WHAT' (use tiny, jupyter, shiny or all)" ;;
 esac
 
 APT_UPDATED=0
@@ -121,9 +125,24 @@ build_jupyter() {
   NBPOOL_JUPYTER_IMAGE="$JUPYTER_IMAGE" bash "$HERE/jupyter/build.sh"
 }
 
+build_shiny() {
+  local hash current
+  hash=$(cat "$HERE"/shiny/* "$HERE/debian-image.sh" | sha256sum | cut -d' ' -f1)
+  current=$(docker image inspect -f '{{index .Config.Labels "nbpool.source-hash"}}' "$SHINY_IMAGE" 2>/dev/null || true)
+  if [ "$current" = "$hash" ] && [ "${NBPOOL_REBUILD:-0}" != 1 ]; then
+    log "$SHINY_IMAGE up to date (source hash ${hash:0:12})"
+    return 0
+  fi
+  [ "$(id -u)" = 0 ] || die "building $SHINY_IMAGE needs root (debootstrap, chroot)"
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+  log "building $SHINY_IMAGE (debootstrap + apt, about 2 minutes) ..."
+  NBPOOL_SHINY_IMAGE="$SHINY_IMAGE" NBPOOL_SHINY_LABEL="nbpool.source-hash=$hash" bash "$HERE/shiny/build.sh"
+}
+
 check_docker
 case "$WHAT" in
   tiny) build_tiny ;;
   jupyter) build_jupyter ;;
-  all) build_tiny; build_jupyter ;;
+  shiny) build_shiny ;;
+  all) build_tiny; build_jupyter; build_shiny ;;
 esac

@@ -35,10 +35,11 @@ test('sizes and the default capacity from host memory', () => {
 
 test('defaults: Jupyter image and command, tmpnb flag names, default pool from the flags', () => {
   const config = load(['--pool-size', '4', '--max-containers', '9']);
-  assert.equal(config.image, DEFAULT_IMAGE);
-  assert.equal(config.command, DEFAULT_COMMAND);
+  const [pool] = config.pools;
+  assert.equal(pool!.image, DEFAULT_IMAGE);
+  assert.equal(pool!.command, DEFAULT_COMMAND);
   assert.equal(config.capacity, 9);
-  assert.deepEqual(config.pools.map((p) => [p.name, p.size, p.redirectUri]), [['default', 4, '/tree']]);
+  assert.deepEqual(config.pools.map((p) => [p.name, p.size, p.redirectUri, p.probePath, p.stripPrefix, p.entryPath, p.auto]), [['default', 4, '/tree', 'api', false, '/', undefined]]);
   assert.deepEqual(
     fillPlaceholders(splitCommand(DEFAULT_COMMAND), { base_path: '/user/x/', port: '8888', ip: '0.0.0.0', token: '' }).slice(-3),
     ['--port=8888', '--NotebookApp.base_url=/user/x/', '--NotebookApp.token='],
@@ -61,6 +62,15 @@ test('named pools inherit the flags and are validated with clear messages', () =
     [{ lab: { size: -1 } }, /pools.lab.size must be an integer >= 0/],
     [{ lab: { redirectUri: 'lab' } }, /redirectUri must start with \//],
     [{ lab: 3 }, /pools.lab must be an object/],
+    [{ lab: { preset: 'rstudio' } }, /pools.lab.preset must be one of jupyter, shiny, generic/],
+    [{ lab: { preset: 'generic' } }, /pools.lab.image is needed/],
+    [{ lab: { size: 'many' } }, /pools.lab.size must be an integer >= 0 or "auto"/],
+    [{ lab: { size: 'auto', min: 5, max: 2 } }, /max \(2\) is below min \(5\)/],
+    [{ lab: { hitRate: 1.5 } }, /hitRate must be a number >= 0.5 and <= 0.999/],
+    [{ lab: { entryPath: '/api/x' } }, /taken by the orchestrator/],
+    [{ lab: { entryPath: '/a b' } }, /must be a path such as/],
+    [{ a: { entryPath: '/x' }, b: { entryPath: '/x/' } }, /pools a and b have the same entryPath \/x\//],
+    [{ lab: { stripPrefix: 'yes' } }, /stripPrefix must be true or false/],
   ];
   for (const [pools, message] of bad) assert.throws(() => load([], pools), message);
 });
@@ -72,4 +82,28 @@ test('capabilities given back per pool or by flag; --no-egress excludes --docker
   assert.throws(() => load(['--cap-add', 'chown']), /^ConfigError: --cap-add: capabilities are upper-case names/);
   assert.throws(() => load([], { lab: { capAdd: 'CHOWN' } }), /pools.lab.capAdd must be a list/);
   assert.throws(() => load(['--no-egress', '--docker-network', 'mine']), /--no-egress .* cannot be combined with --docker-network/);
+});
+
+test('presets: a pool of a new kind is three lines of config; explicit settings win', () => {
+  const config = load(['--max-containers', '40', '--cpu-shares', '256'], {
+    shiny: { preset: 'shiny', image: 'nbpool/shiny', size: 2 },
+    dash: { preset: 'generic', image: 'dash:1', port: 8050, probePath: 'health', entryPath: '/apps/dash' },
+    nb: { preset: 'jupyter', size: 'auto', min: 2 },
+  });
+  const [, shiny, dash, nb] = config.pools;
+  assert.deepEqual(
+    [shiny!.image, shiny!.command, shiny!.size, shiny!.redirectUri, shiny!.probePath, shiny!.stripPrefix, shiny!.noun, shiny!.entryPath, shiny!.port, shiny!.cpuShares],
+    ['nbpool/shiny', '', 2, '/', '', true, 'app', '/shiny/', 8888, 256],
+  );
+  assert.deepEqual([dash!.port, dash!.probePath, dash!.entryPath, dash!.stripPrefix, dash!.size], [8050, 'health', '/apps/dash/', true, 2]);
+  assert.deepEqual([nb!.command, nb!.noun, nb!.size, nb!.auto], [DEFAULT_COMMAND, 'notebook', 2, { min: 2, max: 4, hitRate: 0.95 }]);
+  // The default pool's preset from the flag; --image is needed for generic.
+  const flags = load(['--preset', 'shiny', '--pool-size', 'auto', '--pool-min', '0', '--pool-max', '7', '--target-hit-rate', '0.9']);
+  assert.deepEqual(
+    [flags.pools[0]!.image, flags.pools[0]!.command, flags.pools[0]!.stripPrefix, flags.pools[0]!.auto],
+    ['nbpool/shiny:latest', '', true, { min: 0, max: 7, hitRate: 0.9 }],
+  );
+  assert.throws(() => load(['--preset', 'generic']), /--image is needed/);
+  assert.throws(() => load(['--pool-size', 'lots']), /--pool-size: must be a whole number or auto/);
+  assert.throws(() => load(['--preset', 'rstudio']), /--preset .* must be one of jupyter, shiny, generic/);
 });

@@ -10,6 +10,7 @@ import type { ContainerBackend, ContainerSpec, EngineWatcher, FoundContainer, St
 import { MemoryClaimJournal, type ClaimJournal } from '../../orchestrator/claim-journal.js';
 import type { OrchestratorConfig } from '../../orchestrator/config.js';
 import { Orchestrator } from '../../orchestrator/orchestrator.js';
+import type { AppActivityProbe } from '../../orchestrator/app-activity.js';
 import type { ReadinessProbe } from '../../orchestrator/probe.js';
 
 interface FakeContainer {
@@ -28,6 +29,8 @@ export class FakeEngine implements ContainerBackend {
   startError: Error | undefined;
   /** When false, every call rejects (engine stopped). */
   up = true;
+  /** How long start() takes (a slow engine, a heavy image). */
+  startDelayMs = 0;
   starts = 0;
   removes = 0;
   private nextPort = 40000;
@@ -40,6 +43,7 @@ export class FakeEngine implements ContainerBackend {
   async start(spec: ContainerSpec): Promise<StartedContainer> {
     this.check();
     this.starts++;
+    if (this.startDelayMs) await new Promise((r) => setTimeout(r, this.startDelayMs));
     if (this.startError) throw this.startError;
     const containerId = `cid-${spec.name}`;
     const port = this.nextPort++;
@@ -150,12 +154,29 @@ export interface FakeNode {
   journal: ClaimJournal;
 }
 
-export function fakeOrchestrator(config: OrchestratorConfig, shared: Partial<Omit<FakeNode, 'orch'>> = {}): FakeNode {
+export function fakeOrchestrator(config: OrchestratorConfig, shared: Partial<Omit<FakeNode, 'orch'>> & { activity?: AppActivityProbe } = {}): FakeNode {
   const engine = shared.engine ?? new FakeEngine();
   const routes = shared.routes ?? new MemoryRoutes();
   const journal = shared.journal ?? new MemoryClaimJournal();
-  const orch = new Orchestrator(config, { routes, log: silentLogger(), backend: engine, probe: new FakeProbe(engine), journal, registry: createRegistry('orchestrator'), version: 'test' });
+  const orch = new Orchestrator(config, { routes, log: silentLogger(), backend: engine, probe: new FakeProbe(engine), journal, activity: shared.activity, registry: createRegistry('orchestrator'), version: 'test' });
   return { orch, engine, routes, journal };
+}
+
+/** A started fake node, stopped by `await using` (its timers are unref'd, so the test's stay alive). */
+export async function startFake(
+  config: OrchestratorConfig,
+  shared: Parameters<typeof fakeOrchestrator>[1] = {},
+): Promise<FakeNode & { [Symbol.asyncDispose](): Promise<void> }> {
+  const node = fakeOrchestrator(config, shared);
+  await node.orch.start();
+  // The orchestrator's timers are unref'd (a server keeps a real process alive): keep the test's alive.
+  const alive = setInterval(() => undefined, 1000);
+  return Object.assign(node, {
+    async [Symbol.asyncDispose]() {
+      clearInterval(alive);
+      await node.orch.stop();
+    },
+  });
 }
 
 /** Waits until `check` holds, polling every few ms, or fails with `what` after `timeoutMs`. */

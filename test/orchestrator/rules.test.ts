@@ -8,23 +8,12 @@ import { test } from 'node:test';
 import { TooManyRequests } from '../../shared/errors.js';
 import { MemoryClaimJournal } from '../../orchestrator/claim-journal.js';
 import { testConfig } from './harness.js';
-import { fakeOrchestrator, until, type FakeNode } from './fake-engine.js';
+import { fakeOrchestrator, startFake, until, type FakeNode } from './fake-engine.js';
 
 const config = (argv: string[] = []) => testConfig('t-rules', ['--pool-size', '3', '--spawn-wait', '2', ...argv]);
 const warm = (node: FakeNode) => node.orch.stats().available;
 
-async function started(argv: string[] = [], shared: Parameters<typeof fakeOrchestrator>[1] = {}): Promise<FakeNode & { [Symbol.asyncDispose](): Promise<void> }> {
-  const node = fakeOrchestrator(config(argv), shared);
-  await node.orch.start();
-  // The orchestrator's timers are unref'd (a server keeps a real process alive): keep the test's alive.
-  const alive = setInterval(() => undefined, 1000);
-  return Object.assign(node, {
-    async [Symbol.asyncDispose]() {
-      clearInterval(alive);
-      await node.orch.stop();
-    },
-  });
-}
+const started = (argv: string[] = [], shared: Parameters<typeof fakeOrchestrator>[1] = {}) => startFake(config(argv), shared);
 
 test('fills to the pool size, a claim adds the route and is replaced at once', async () => {
   await using node = await started();

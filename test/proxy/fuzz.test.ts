@@ -9,21 +9,10 @@ import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { RunningProxy } from '../../proxy/server.js';
 import { rawExchange, startTestProxy, startUpstream, TOKEN, type Upstream } from './helpers.js';
+import { seededRandom } from '../helpers/random.js';
 
 const SEED = Number(process.env.NBPOOL_FUZZ_SEED ?? 20261122);
 const INPUTS = 1200;
-
-/** mulberry32: small, fast, good enough to make hostile inputs reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Input {
   port: 'api' | 'public';
@@ -112,7 +101,7 @@ describe(`fuzz (seed ${SEED})`, () => {
   });
 
   test(`${INPUTS} hostile inputs on the API and the data path`, async () => {
-    const next = generator(prng(SEED), upstream.url);
+    const next = generator(seededRandom(SEED), upstream.url);
     const ports = { api: Number(new URL(proxy.apiUrl).port), public: Number(new URL(proxy.publicUrl).port) };
     const failures: string[] = [];
     let answered = 0;

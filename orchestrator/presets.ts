@@ -1,0 +1,50 @@
+/**
+ * App presets: what a pool of one kind of web app needs besides its image, so a new pool is three
+ * lines of config (`{"preset": "shiny", "image": "...", "size": 2}`). Explicit settings win.
+ *
+ * - jupyter: Jupyter Notebook/Server that runs under its base path `/user/<id>/`; busy kernels are
+ *   asked for through its REST API.
+ * - shiny: R Shiny (and most dashboards), which only run under `/`: the proxy strips the prefix.
+ * - generic: any other web app served at `/` on the container port: the image's own command.
+ */
+import type { ActivityApi } from './app-activity.js';
+
+export const DEFAULT_IMAGE = 'nbpool/jupyter:latest';
+/**
+ * Jupyter 6.4, ready to be embedded in a publisher's iframe on another site: its `_xsrf` cookie has
+ * no SameSite attribute, so browsers drop it in cross-site frames and every POST (new notebook,
+ * start kernel) would fail with 403. Each container is anonymous, throwaway and reachable only
+ * under its unguessable /user/<id>/ path, so the XSRF check is turned off.
+ */
+export const DEFAULT_COMMAND =
+  'jupyter-notebook --no-browser --allow-root --ip=0.0.0.0 --NotebookApp.disable_check_xsrf=True --port={port} --NotebookApp.base_url={base_path} --NotebookApp.token={token}';
+
+export const PRESET_NAMES = ['jupyter', 'shiny', 'generic'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+export interface AppPreset {
+  /** Image used when the pool names none; generic has none (the pool must name one). */
+  image?: string;
+  /** Command with placeholders {base_path} {port} {ip} {token}; '' runs the image's own command. */
+  command: string;
+  /** Path inside the container a visitor lands on when the request names none. */
+  redirectUri: string;
+  /** Path that must answer before a container is warm: under the base path, or under / with stripPrefix. */
+  probePath: string;
+  /** The app cannot run under /user/<id>/: the proxy sends `/user/<id>/x` as `/x` (route data `strip_prefix`). */
+  stripPrefix: boolean;
+  /** What visitors are told they get, on the loading and waiting pages. */
+  noun: 'notebook' | 'app';
+  /** How to ask the app whether it is busy before culling it as idle (app-activity.ts); none: never asked. */
+  activity?: ActivityApi;
+}
+
+export const PRESETS: Record<PresetName, AppPreset> = {
+  jupyter: { image: DEFAULT_IMAGE, command: DEFAULT_COMMAND, redirectUri: '/tree', probePath: 'api', stripPrefix: false, noun: 'notebook', activity: 'jupyter' },
+  shiny: { image: 'nbpool/shiny:latest', command: '', redirectUri: '/', probePath: '', stripPrefix: true, noun: 'app' },
+  generic: { command: '', redirectUri: '/', probePath: '', stripPrefix: true, noun: 'app' },
+};
+
+export function isPresetName(name: string): name is PresetName {
+  return (PRESET_NAMES as readonly string[]).includes(name);
+}

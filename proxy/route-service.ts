@@ -17,6 +17,8 @@ import { cleanPath, RouteTable } from './route-table.js';
 /** Where a route sends its traffic, parsed once when the route is added. */
 export interface Target {
   href: string;
+  /** `host[:port]` as a URL shows it (port only when not the default), for recognising the target's own redirects. */
+  host: string;
   https: boolean;
   /** Without IPv6 brackets, as node:http wants it. */
   hostname: string;
@@ -28,6 +30,8 @@ export interface Target {
 export interface RouteEntry {
   prefix: string;
   target: Target;
+  /** The route's data says `"strip_prefix": true` (issue 16): the app is served at `/`, not under the prefix. */
+  stripPrefix: boolean;
   /** The route's fields as the client stored them, without last_activity. */
   data: Readonly<Record<string, unknown>>;
   /** Milliseconds since the epoch. */
@@ -59,6 +63,7 @@ export function parseTarget(value: unknown): Target {
   const path = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname;
   return {
     href: text,
+    host: url.host,
     https,
     hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
     port: url.port === '' ? (https ? 443 : 80) : Number(url.port),
@@ -229,7 +234,7 @@ export class RouteService {
     const target = parseTarget(fields.target);
     fields.target = target.href;
     if (this.options.hostRouting && prefix !== '/') fields.host = prefix.split('/')[1];
-    const entry: RouteEntry = { prefix, target, data: fields, lastActivity: Date.now(), dirty: false };
+    const entry: RouteEntry = { prefix, target, stripPrefix: fields.strip_prefix === true, data: fields, lastActivity: Date.now(), dirty: false };
     await storeCall(() => this.store.put(prefix, this.record(entry)));
     this.generation++;
     this.table.set(prefix, entry);
@@ -275,7 +280,7 @@ export class RouteService {
       const target = previous !== undefined && previous.target.href === fields.target ? previous.target : parseTarget(fields.target);
       const stamp = Date.parse(String(record.last_activity));
       const lastActivity = Math.max(previous?.lastActivity ?? 0, Number.isFinite(stamp) ? stamp : 0) || Date.now();
-      return { prefix, target, data: fields, lastActivity, dirty: false };
+      return { prefix, target, stripPrefix: fields.strip_prefix === true, data: fields, lastActivity, dirty: false };
     } catch (err) {
       this.options.log.warn({ prefix, err: (err as Error).message }, 'ignoring unusable route record in the store');
       return undefined;
@@ -296,6 +301,7 @@ export class RouteService {
     if (previous) {
       // Update in place: requests in flight hold the entry and keep touching it.
       previous.target = entry.target;
+      previous.stripPrefix = entry.stripPrefix;
       previous.data = entry.data;
       previous.lastActivity = entry.lastActivity;
     } else {

@@ -21,6 +21,7 @@ import type { ProxyConfig } from './config.js';
 import { NodeForwarder, type Forwarder, type ForwardHooks } from './forward.js';
 import { createProxyMetrics } from './metrics.js';
 import { LocalRouteTableClient, RouteService, type RouteEntry } from './route-service.js';
+import { isLoopback, trustedProxies } from './trusted-proxies.js';
 
 export interface RunningProxy {
   /** In-process route table client: the REST API's semantics and validation, no network. */
@@ -180,7 +181,11 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     clientTimeoutMs: config.timeout,
     frameAncestors: config.frameAncestors,
     publicTls: tls,
+    trustedProxies: trustedProxies(config.trustedProxy),
   });
+  if (!tls && config.trustedProxy.length === 0 && !isLoopback(config.ip)) {
+    log.warn({ ip: config.ip ?? 'all interfaces' }, 'plain HTTP on a non-loopback address: cross-site embedding (a notebook in a publisher\'s iframe) needs HTTPS, at this proxy (--ssl-key/--ssl-cert) or at a front named by --trusted-proxy');
+  }
   const errorPages = new ErrorPages(config.errorTarget, config.errorPath, log);
   const upgraded = new Set<Duplex>();
 
@@ -213,8 +218,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     forwarder.web(
       req,
       res,
-      entry.prefix,
-      entry.target,
+      entry,
       hooksFor(entry, (err) => {
         const status = err instanceof HttpError ? err.status : 503;
         log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message, status }, 'request not forwarded');
@@ -246,8 +250,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       req,
       socket,
       head,
-      entry.prefix,
-      entry.target,
+      entry,
       hooksFor(entry, (err) => {
         const status = err instanceof HttpError ? err.status : 503;
         log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message, status }, 'upgrade not forwarded');

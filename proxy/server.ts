@@ -20,7 +20,7 @@ import { apiHandler } from './api.js';
 import type { ProxyConfig } from './config.js';
 import { NodeForwarder, type Forwarder, type ForwardHooks } from './forward.js';
 import { createProxyMetrics } from './metrics.js';
-import { LocalRouteTableClient, RouteService, type RouteEntry } from './route-service.js';
+import { ignoresActivity, LocalRouteTableClient, RouteService, type RouteEntry } from './route-service.js';
 import { isLoopback, trustedProxies } from './trusted-proxies.js';
 
 export interface RunningProxy {
@@ -191,8 +191,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
 
   if (config.defaultTarget) await service.add('/', { target: config.defaultTarget });
 
-  const hooksFor = (entry: RouteEntry, failed: (err: Error) => void): ForwardHooks => ({
-    activity: () => service.touch(entry),
+  const noActivity = () => {};
+  const hooksFor = (entry: RouteEntry, req: IncomingMessage, failed: (err: Error) => void): ForwardHooks => ({
+    activity: ignoresActivity(entry, req.url ?? '/') ? noActivity : () => service.touch(entry),
     failed,
   });
 
@@ -219,7 +220,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       req,
       res,
       entry,
-      hooksFor(entry, (err) => {
+      hooksFor(entry, req, (err) => {
         const status = err instanceof HttpError ? err.status : 503;
         log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message, status }, 'request not forwarded');
         errorPages.send(status, req, res);
@@ -251,7 +252,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       socket,
       head,
       entry,
-      hooksFor(entry, (err) => {
+      hooksFor(entry, req, (err) => {
         const status = err instanceof HttpError ? err.status : 503;
         log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message, status }, 'upgrade not forwarded');
         replyOnSocket(socket, status, status === 503 ? 'the upstream service is unavailable' : err.message);

@@ -171,6 +171,19 @@ describe('forwarding', () => {
       assert.ok(t2 > t1, 'HTTP moved last_activity');
     });
 
+    test('"activity_ignore": requests matching a route\'s patterns (an app\'s polls) leave last_activity alone', async () => {
+      await proxy.routes.addRoute('/user/poll', { target: a.url, activity_ignore: ['^/api/kernels$', '^/api/sessions(\\?|$)'] });
+      const lastActivity = async () => (await proxy.routes.getRoutes())['/user/poll']!.last_activity;
+      const added = await lastActivity();
+      await new Promise((r) => setTimeout(r, 20));
+      for (const path of ['/api/kernels', '/api/sessions', '/api/sessions?x=1']) assert.equal((await get(`${proxy.publicUrl}/user/poll${path}`)).res.status, 200);
+      assert.equal(await lastActivity(), added, 'polls are not activity');
+      await get(`${proxy.publicUrl}/user/poll/api/kernels/k1/interrupt`);
+      assert.notEqual(await lastActivity(), added, 'anything else is');
+      await assert.rejects(proxy.routes.addRoute('/user/bad', { target: a.url, activity_ignore: ['('] }), /not a regular expression/);
+      await assert.rejects(proxy.routes.addRoute('/user/bad', { target: a.url, activity_ignore: '^/x' }), /must be a list/);
+    });
+
     test('dead target: 503 for HTTP and for WebSocket', async () => {
       await proxy.routes.addRoute('/dead', { target: await deadUrl() });
       const r = await get(`${proxy.publicUrl}/dead/x`);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -9,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import type { RunningProxy } from '../../proxy/server.js';
 import { waitFor } from '../helpers/net.js';
-import { deadUrl, rawExchange, startTestProxy, startUpstream, type Upstream } from './helpers.js';
+import { deadUrl, rawExchange, selfSignedCert, startTestProxy, startUpstream, type Upstream } from './helpers.js';
 
 interface Echo {
   name: string;
@@ -342,10 +341,7 @@ describe('forwarding', () => {
   });
 
   test('TLS on the public port (--ssl-key/--ssl-cert), HTTP and WebSocket', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nbpool-tls-'));
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '1'], { stdio: 'ignore' });
+    const { key, cert } = selfSignedCert();
     const proxy = await startTestProxy(['--ssl-key', key, '--ssl-cert', cert]);
     assert.match(proxy.publicUrl, /^https:/);
     await proxy.routes.addRoute('/u', { target: a.url });

@@ -3,19 +3,15 @@
  * visitors on HTTPS (Jupyter's _xsrf inside a publisher's iframe), through real HTTP(S) and WebSockets.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { rewriteLocation, rewriteSetCookie } from '../../proxy/response-rewrite.js';
 import { trustedProxies } from '../../proxy/trusted-proxies.js';
 import { parseProxyArgs } from '../../proxy/config.js';
-import { startTestProxy } from './helpers.js';
+import { selfSignedCert, startTestProxy } from './helpers.js';
 
 describe('response rewrites (pure)', () => {
   test('Location goes back under the prefix when the app wrote it for /', () => {
@@ -130,10 +126,7 @@ describe('strip_prefix and cross-site cookies through the proxy', () => {
   });
 
   test('visitors on HTTPS (TLS at the proxy) get SameSite=None; Secure; Partitioned on cookies that set no SameSite', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nbpool-tls-'));
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '1'], { stdio: 'ignore' });
+    const { key, cert } = selfSignedCert();
     const proxy = await startTestProxy(['--ssl-key', key, '--ssl-cert', cert]);
     try {
       await proxy.routes.addRoute('/user/tls', { target: app.url });

@@ -6,19 +6,16 @@
  * WebSocket: the tiny C echo server, 50 clients, messages/s and the proxy process's own CPU time
  * per echoed message; 1 MiB messages checked too. Each figure carries the machine's load
  * (/proc/loadavg) at its start and end.
- * Both forwarding engines (our NodeForwarder, and http-proxy-3 behind the same route table and
- * header policy, NBPOOL_PROXY_FORWARDER=http-proxy-3) are measured side by side: HTTP, WebSocket,
- * churn (descriptors and RSS after thousands of sockets closed every way) and the fuzz test.
+ * Churn: descriptors and RSS of a fresh `nbpool proxy` before and after thousands of WebSockets
+ * closed every way and abandoned requests. (bench/results/proxy-engines.json is the run that
+ * weighed http-proxy-3 against our forwarder, see bench/README.md.)
  * Env: BENCH_ROUNDS (3), BENCH_SECONDS (5 per wrk or WebSocket run), BENCH_CHURN (500 WebSockets per way of closing).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { CHURN_MODES, churnSocket, fdCount, runChurn, startChurnUpstream } from '../test/helpers/churn.js';
 import { addRoutes } from './lib/http.js';
 import { startNginxProxy, startNginxUpstream } from './lib/nginx.js';
-import { ourProgramExists, proxyToken, repoRoot, startChpLike, startTinyServer, type RunningProxy } from './lib/peers.js';
+import { ourProgramExists, proxyToken, startChpLike, startTinyServer, type RunningProxy } from './lib/peers.js';
 import { cpuSeconds, rssMiB, sleep, type Proc } from './lib/procs.js';
 import { median, noteLoad, printGoals, printTable, round, writeResults, type Goal } from './lib/stats.js';
 import { runWrk, type WrkResult } from './lib/wrk.js';
@@ -31,12 +28,6 @@ const ROUTES = 10_000;
 const BIG = 100_000;
 // unrouted requests go nowhere (nothing listens on port 1), so a missing route shows as an error
 const deadTarget = 'http://127.0.0.1:1';
-
-/** The forwarding engines measured side by side (issue 14): env for `nbpool proxy`. */
-const ENGINES = [
-  { name: 'ours', env: {} },
-  { name: 'ours/http-proxy-3', env: { NBPOOL_PROXY_FORWARDER: 'http-proxy-3' } },
-] as const;
 
 const routePaths = (n: number) => Array.from({ length: n }, (_, i) => `/user/r${i}`);
 
@@ -94,30 +85,6 @@ function ratioGoal(name: string, ours: readonly number[], peer: readonly number[
   return { name, met, detail: `${round(median(ours), 2)} vs ${round(median(peer), 2)} ${unit} (x${round(ratio)}); ${rounds}${close}` };
 }
 
-/** Runs the fuzz test against one engine; its counts, or the test's failure. */
-function runFuzz(env: Record<string, string>): Promise<{ passed: boolean; inputs: number; answered: number; failures: string[]; seconds: number }> {
-  const summary = join(mkdtempSync(join(tmpdir(), 'nbpool-bench-fuzz-')), 'fuzz.json');
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=dot', 'test/proxy/fuzz.test.ts'], {
-      cwd: repoRoot,
-      env: { ...process.env, ...env, NBPOOL_FUZZ_SUMMARY: summary },
-      stdio: 'ignore',
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      try {
-        const counts = JSON.parse(readFileSync(summary, 'utf8')) as { inputs: number; answered: number; failures: string[] };
-        resolve({ passed: code === 0, ...counts, seconds: (Date.now() - t0) / 1000 });
-      } catch {
-        resolve({ passed: false, inputs: 0, answered: 0, failures: [`the fuzz test did not finish (exit ${code})`], seconds: (Date.now() - t0) / 1000 });
-      }
-    });
-  });
-}
-
 async function main(): Promise<void> {
   if (!ourProgramExists('proxy')) {
     // A bench that cannot start our program must not pass for one that measured nothing.
@@ -135,8 +102,8 @@ async function main(): Promise<void> {
     const upstream = track(await startNginxUpstream());
     const target = `http://127.0.0.1:${upstream.port}`;
     const peers: HttpPeer[] = [];
-    const addChpLike = async (kind: 'ours' | 'chp', name: string, routes: number, env: Record<string, string> = {}) => {
-      const p = track(await startChpLike(kind, name, deadTarget, [], env));
+    const addChpLike = async (kind: 'ours' | 'chp', name: string, routes: number) => {
+      const p = track(await startChpLike(kind, name, deadTarget));
       const t0 = Date.now();
       await addRoutes(p.apiUrl, proxyToken, routePaths(routes), target);
       say(`${name}: ${routes} routes registered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -146,7 +113,7 @@ async function main(): Promise<void> {
     await addChpLike('chp', 'CHP 5.3', ROUTES);
     const nginxProxy = track(await startNginxProxy(`127.0.0.1:${upstream.port}`));
     peers.push({ name: 'nginx', url: `http://127.0.0.1:${nginxProxy.port}`, routes: 'one location /', proc: nginxProxy, runs: [], rss: [] });
-    for (const engine of ENGINES) await addChpLike('ours', engine.name, ROUTES, engine.env);
+    await addChpLike('ours', 'ours', ROUTES);
     await addChpLike('ours', 'ours@10', 10);
     await addChpLike('ours', 'ours@100k', BIG);
     const routesOf = (p: HttpPeer) => (typeof p.routes === 'number' ? p.routes : ROUTES);
@@ -192,11 +159,9 @@ async function main(): Promise<void> {
     await addRoutes(chpProc.apiUrl, proxyToken, ['/user/ws'], echoTarget);
     wsPeers.push({ name: 'CHP 5.3', url: `ws://127.0.0.1:${chpProc.port}/user/ws/echo`, proc: chpProc, runs: [] });
     wsPeers.push({ name: 'nginx', url: `ws://127.0.0.1:${wsNginx.port}/user/ws/echo`, proc: wsNginx, runs: [] });
-    for (const engine of ENGINES) {
-      const proc = peers.find((p) => p.name === engine.name)!.proc as RunningProxy;
-      await addRoutes(proc.apiUrl, proxyToken, ['/user/ws'], echoTarget);
-      wsPeers.push({ name: engine.name, url: `ws://127.0.0.1:${proc.port}/user/ws/echo`, proc, runs: [] });
-    }
+    const oursProc = peers.find((p) => p.name === 'ours')!.proc as RunningProxy;
+    await addRoutes(oursProc.apiUrl, proxyToken, ['/user/ws'], echoTarget);
+    wsPeers.push({ name: 'ours', url: `ws://127.0.0.1:${oursProc.port}/user/ws/echo`, proc: oursProc, runs: [] });
     const measure = async (p: WsPeer, opts: Parameters<typeof runWsLoad>[1]): Promise<WsRun> => {
       const before = load1();
       const cpu0 = p.proc ? cpuSeconds(p.proc.pid) : 0;
@@ -239,52 +204,33 @@ async function main(): Promise<void> {
       ws.map((w) => [w.name, w.messagesPerSec, w.cpuUsPerMsg, w.messagesPerSec / wsChp.messagesPerSec, w.cpuUsPerMsg / wsChp.cpuUsPerMsg, w.cpuUsPerMsg / wsNg.cpuUsPerMsg, w.lost, w.altered, `${w.big?.received}/${w.big?.sent}`, (w.big?.lost ?? 0) + (w.big?.altered ?? 0), w.runs.map((x) => x.messagesPerSec).join(' / '), w.runs.map((x) => x.cpuUsPerMsg).join(' / ')]),
     );
 
-    // ---------- churn and fuzz, per forwarding engine ----------
-    say(`\nChurn: ${churnPerMode} WebSockets closed each way (${CHURN_MODES.join(', ')}), then ${churnPerMode} abandoned HTTP requests, per engine`);
+    // ---------- churn ----------
+    say(`\nChurn: ${churnPerMode} WebSockets closed each way (${CHURN_MODES.join(', ')}), then ${churnPerMode} abandoned HTTP requests`);
     const churnUpstream = await startChurnUpstream();
-    const churn: { name: string; websockets: number; opened: number; exchanged: Record<string, number>; aborted: number; seconds: number; before: { fds: number; rssMiB: number; load: number }; after: { fds: number; rssMiB: number; load: number } }[] = [];
+    let churn;
     try {
-      for (const engine of ENGINES) {
-        const proc = track(await startChpLike('ours', `${engine.name} churn`, deadTarget, [], engine.env));
-        await addRoutes(proc.apiUrl, proxyToken, ['/user/churn'], churnUpstream.url);
-        await churnSocket(`${proc.url.replace('http', 'ws')}/user/churn/ws`, 'client-close');
-        await fetch(`${proc.url}/user/churn/x`).then((r) => r.text());
-        await sleep(800); // idle keep-alive sockets to the upstream expire (its keepAliveTimeout is 300 ms)
-        const before = { fds: fdCount(proc.pid), rssMiB: round(rssMiB(proc.pid), 1), load: load1() };
-        const t0 = Date.now();
-        const counts = await runChurn(proc.url, '/user/churn', churnPerMode, churnPerMode);
-        const churnSeconds = (Date.now() - t0) / 1000;
-        let fds = fdCount(proc.pid);
-        for (let waited = 0; fds > before.fds && waited < 15_000; waited += 200) {
-          await sleep(200);
-          fds = fdCount(proc.pid);
-        }
-        const after = { fds, rssMiB: round(rssMiB(proc.pid), 1), load: load1() };
-        const opened = Object.values(counts.exchanged).reduce((a, b) => a + b, 0);
-        churn.push({ name: engine.name, websockets: CHURN_MODES.length * churnPerMode, opened, exchanged: counts.exchanged, aborted: counts.aborted, seconds: round(churnSeconds, 1), before, after });
-        say(`  ${engine.name.padEnd(18)} ${opened}/${CHURN_MODES.length * churnPerMode} WebSockets opened and echoed; fds ${before.fds} -> ${after.fds}; RSS ${before.rssMiB} -> ${after.rssMiB} MiB; ${churnSeconds.toFixed(1)} s; load ${before.load} -> ${after.load}`);
-        await proc.stop();
+      const proc = track(await startChpLike('ours', 'ours churn', deadTarget));
+      await addRoutes(proc.apiUrl, proxyToken, ['/user/churn'], churnUpstream.url);
+      await churnSocket(`${proc.url.replace('http', 'ws')}/user/churn/ws`, 'client-close');
+      await fetch(`${proc.url}/user/churn/x`).then((r) => r.text());
+      await sleep(800); // idle keep-alive sockets to the upstream expire (its keepAliveTimeout is 300 ms)
+      const before = { fds: fdCount(proc.pid), rssMiB: round(rssMiB(proc.pid), 1), load: load1() };
+      const t0 = Date.now();
+      const counts = await runChurn(proc.url, '/user/churn', churnPerMode, churnPerMode);
+      const churnSeconds = (Date.now() - t0) / 1000;
+      let fds = fdCount(proc.pid);
+      for (let waited = 0; fds > before.fds && waited < 15_000; waited += 200) {
+        await sleep(200);
+        fds = fdCount(proc.pid);
       }
+      const after = { fds, rssMiB: round(rssMiB(proc.pid), 1), load: load1() };
+      const opened = Object.values(counts.exchanged).reduce((a, b) => a + b, 0);
+      churn = { websockets: CHURN_MODES.length * churnPerMode, opened, exchanged: counts.exchanged, aborted: counts.aborted, seconds: round(churnSeconds, 1), before, after };
+      say(`  ${opened}/${churn.websockets} WebSockets opened and echoed; fds ${before.fds} -> ${after.fds}; RSS ${before.rssMiB} -> ${after.rssMiB} MiB; ${churnSeconds.toFixed(1)} s; load ${before.load} -> ${after.load}`);
+      await proc.stop();
     } finally {
       await churnUpstream.close();
     }
-    say('\nFuzz test (test/proxy/fuzz.test.ts) against each engine');
-    const fuzz: { name: string; passed: boolean; inputs: number; answered: number; failures: number; failed: string[]; seconds: number }[] = [];
-    for (const engine of ENGINES) {
-      const result = await runFuzz({ NBPOOL_PROXY_FORWARDER: engine.name === 'ours' ? 'node' : 'http-proxy-3' });
-      fuzz.push({ name: engine.name, ...result, failures: result.failures.length, failed: result.failures.slice(0, 20) });
-      say(`  ${engine.name.padEnd(18)} ${result.passed ? 'passed' : 'FAILED'}: ${result.answered}/${result.inputs} answered, ${result.failures.length} failures${result.failures.length ? ': ' + result.failures.slice(0, 3).join(' | ').slice(0, 400) : ''}`);
-    }
-
-    // ---------- the two engines side by side ----------
-    const engineRows = ENGINES.map((e) => {
-      const h = get(e.name);
-      const w = wsGet(e.name);
-      const c = churn.find((x) => x.name === e.name)!;
-      const f = fuzz.find((x) => x.name === e.name)!;
-      return [e.name, h.reqPerSec, h.p99Ms, w.messagesPerSec, w.cpuUsPerMsg, `${c.opened}/${c.websockets}`, `${c.before.fds} -> ${c.after.fds}`, `${c.before.rssMiB} -> ${c.after.rssMiB}`, `${f.failures} of ${f.inputs}`];
-    });
-    printTable('Forwarding engines side by side (10,000 routes; same route table, activity tracking and header policy)', ['engine', 'req/s', 'p99 ms', 'WS msg/s', 'WS µs CPU/msg', 'churn WS opened', 'churn fds', 'churn RSS MiB', 'fuzz failures'], engineRows);
 
     // ---------- goals ----------
     const ours = peers.find((p) => p.name === 'ours')!;
@@ -303,6 +249,7 @@ async function main(): Promise<void> {
       { name: 'RSS at 100,000 routes < 150 MB', met: o100k.rssMiB * 1.048576 < 150, detail: `${o100k.rssMiB} MiB (${round(o100k.rssMiB * 1.048576, 1)} MB)` },
       { name: 'WebSocket msg/s >= CHP in every round', met: wsRoundRatios.every((r) => r >= 1), detail: `median ${wsOurs.messagesPerSec} vs ${wsChp.messagesPerSec}; rounds x${wsRoundRatios.map((r) => round(r)).join(', x')}` },
       ratioGoal('WebSocket CPU/msg <= 0.7x CHP', wsOursPeer.runs.map((x) => x.cpuUsPerMsg), wsChpPeer.runs.map((x) => x.cpuUsPerMsg), 0.7, false, 'µs'),
+      { name: 'churn: descriptors back to baseline, every WebSocket opened', met: churn.after.fds <= churn.before.fds && churn.opened === churn.websockets, detail: `fds ${churn.before.fds} -> ${churn.after.fds}, ${churn.opened}/${churn.websockets} opened; RSS ${churn.before.rssMiB} -> ${churn.after.rssMiB} MiB` },
       { name: 'no lost or altered WebSocket message (incl. 1 MiB)', met: wsOurs.lost + wsOurs.altered + wsOurs.failures === 0 && !!wsOurs.big && wsOurs.big.lost + wsOurs.big.altered + wsOurs.big.failures === 0 && wsOurs.big.received > 0, detail: `lost ${wsOurs.lost}, altered ${wsOurs.altered}, failures ${wsOurs.failures} of ${wsOurs.echoed}; 1 MiB: ${wsOurs.big?.received}/${wsOurs.big?.sent} echoed, altered ${wsOurs.big?.altered}` },
     ];
     printGoals(goals);
@@ -315,7 +262,6 @@ async function main(): Promise<void> {
       http,
       websocket: ws,
       churn,
-      fuzz,
       goals,
     }, loadAtStart);
   } finally {

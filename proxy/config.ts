@@ -2,6 +2,7 @@
 import { parseConfig, type ConfigValues, type OptionSpecs } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
+import { trustedProxies } from './trusted-proxies.js';
 
 export const proxyOptionSpecs = {
   ip: { type: 'string', help: 'public-facing IP of the proxy (default: all interfaces)', metavar: 'IP' },
@@ -42,6 +43,11 @@ export const proxyOptionSpecs = {
     help: "allow embedding in iframes of these origins: sets CSP frame-ancestors, drops X-Frame-Options (e.g. \"'self' https://pub.example\")",
     metavar: 'SOURCES',
   },
+  trustedProxy: {
+    type: 'list',
+    help: 'a front (IP or CIDR, repeatable) whose X-Forwarded-Proto: https is believed: visitors behind it get cross-site cookies',
+    metavar: 'IP/CIDR',
+  },
   activityFlushMs: { type: 'int', default: 5000, min: 10, help: 'how often last_activity changes are written to the store', metavar: 'MS' },
   resyncMs: { type: 'int', default: 10_000, min: 100, help: 'how often the route table is re-read from a shared store', metavar: 'MS' },
   logLevel: { type: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
@@ -80,6 +86,7 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
   if ((options.sslKey === undefined) !== (options.sslCert === undefined)) {
     throw new ConfigError('--ssl-key and --ssl-cert go together');
   }
+  trustedProxies(options.trustedProxy); // refuses a bad entry now, with one clear line
   const storageBackend = options.redisUrl ?? options.storageBackend;
   return {
     ...rest,

@@ -1,14 +1,17 @@
 /**
- * The forwarding engine: plain node:http with keep-alive agents for HTTP, and a raw socket pipe
- * for WebSocket upgrades once the target's 101 is through. Measured faster than http-proxy(-3)
- * here, with no dependency; every error path ends in an answer or a closed connection, and a
- * client that goes away aborts its upstream request so no socket is left behind.
+ * The forwarding engine: plain node:http with keep-alive agents for HTTP, and a raw socket relay
+ * for WebSocket upgrades once the target's 101 is through. Every error path ends in an answer or a
+ * closed connection, and a client that goes away aborts its upstream request so no socket is left
+ * behind. Weighed against http-proxy-3 behind this same interface and kept (bench/README.md,
+ * "Forwarding engine"): the library drops some upgrade requests unanswered and needed four
+ * workarounds to behave, with no measurable speed advantage.
  */
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Socket } from 'node:net';
+import { isIPv4, type BlockList, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { BadRequest, HttpError } from '../shared/errors.js';
+import { rewriteResponseHeaders, type ResponseRewrite } from './response-rewrite.js';
 import type { Target } from './route-service.js';
 import { ClientFrameScanner } from './ws-frames.js';
 
@@ -37,6 +40,17 @@ export interface ForwardOptions {
   frameAncestors: string | undefined;
   /** The public port speaks TLS (for X-Forwarded-Proto). */
   publicTls: boolean;
+  /** Peers whose X-Forwarded-Proto is believed (--trusted-proxy); undefined: none. */
+  trustedProxies: BlockList | undefined;
+}
+
+/** The route a request matched, as the forwarder needs it. */
+export interface ForwardRoute {
+  /** The route's own (clean) path, e.g. `/user/abc`. */
+  prefix: string;
+  target: Target;
+  /** The route's data says `"strip_prefix": true`: the app is served at `/`, not under the prefix. */
+  stripPrefix: boolean;
 }
 
 /** What a forwarded request reports back: traffic (for last_activity) and failure before any answer. */
@@ -80,10 +94,11 @@ function withoutFrameAncestors(csp: string): string {
     .trim();
 }
 
-/** The path sent to the target: prefix stripped or not, target path prepended or not (CHP's rules). */
-export function upstreamPath(url: string, prefix: string, target: Target, options: ForwardOptions): string {
+/** The path sent to the target: prefix stripped or not, target path prepended or not (CHP's rules, and strip_prefix per route). */
+export function upstreamPath(url: string, route: ForwardRoute, options: ForwardOptions): string {
+  const prefix = route.prefix;
   let rest = url;
-  if (!options.includePrefix) {
+  if (!options.includePrefix || route.stripPrefix) {
     let segments = 0;
     for (let i = 1; i < prefix.length; i++) if (prefix.charCodeAt(i) === 47) segments++;
     if (prefix.length > 1) segments++;
@@ -99,7 +114,41 @@ export function upstreamPath(url: string, prefix: string, target: Target, option
     rest = url.slice(cut);
   }
   if (rest === '' || rest.charCodeAt(0) !== 47) rest = '/' + rest;
-  return options.prependPath && target.path !== '' ? target.path + rest : rest;
+  return options.prependPath && route.target.path !== '' ? route.target.path + rest : rest;
+}
+
+/** The route's prefix as it appears in the visitor's URL (without the host segment under host routing); undefined for the root. */
+function visiblePrefix(prefix: string, hostRouting: boolean): string | undefined {
+  const visible = hostRouting ? prefix.slice(prefix.indexOf('/', 1) === -1 ? prefix.length : prefix.indexOf('/', 1)) : prefix;
+  return visible.length > 1 ? visible : undefined;
+}
+
+/** The IP as BlockList wants it: IPv4-mapped IPv6 addresses as plain IPv4. */
+function plainAddress(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
+  if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) return { address: address.slice(7), family: 'ipv4' };
+  return { address, family: isIPv4(address) ? 'ipv4' : 'ipv6' };
+}
+
+/** The visitor reached us over HTTPS: TLS here, or a trusted front says so in X-Forwarded-Proto. */
+export function visitorOnHttps(req: IncomingMessage, options: ForwardOptions): boolean {
+  if (options.publicTls) return true;
+  const proto = req.headers['x-forwarded-proto'];
+  if (options.trustedProxies === undefined || typeof proto !== 'string') return false;
+  // The nearest front appends last: its word is the last entry.
+  const comma = proto.lastIndexOf(',');
+  if ((comma === -1 ? proto : proto.slice(comma + 1)).trim().toLowerCase() !== 'https') return false;
+  const remote = req.socket.remoteAddress;
+  if (remote === undefined) return false;
+  const { address, family } = plainAddress(remote);
+  return options.trustedProxies.check(address, family);
+}
+
+/** The header rewrites this response needs, or undefined when there are none. */
+function responseRewrite(req: IncomingMessage, route: ForwardRoute, options: ForwardOptions): ResponseRewrite | undefined {
+  const prefix = route.stripPrefix ? visiblePrefix(route.prefix, options.hostRouting) : undefined;
+  const crossSiteCookies = visitorOnHttps(req, options);
+  if (prefix === undefined && !crossSiteCookies) return undefined;
+  return { prefix, targetHost: route.target.host, crossSiteCookies };
 }
 
 /** The headers sent to the target: hop-by-hop ones dropped, X-Forwarded-* and custom ones added. */
@@ -126,8 +175,11 @@ export function forwardedRequestHeaders(req: IncomingMessage, upgrade: boolean, 
   return headers;
 }
 
-/** The target's response headers as a flat [name, value, ...] list, hop-by-hop and (optionally) framing headers removed. */
-export function relayedResponseHeaders(raw: readonly string[], options: ForwardOptions): string[] {
+/**
+ * The target's response headers as a flat [name, value, ...] list: hop-by-hop and (optionally)
+ * framing headers removed, Location and Set-Cookie rewritten as the route and the visitor need.
+ */
+export function relayedResponseHeaders(req: IncomingMessage, raw: readonly string[], route: ForwardRoute, options: ForwardOptions): string[] {
   const out: string[] = [];
   const frameAncestors = options.frameAncestors;
   for (let i = 0; i < raw.length; i += 2) {
@@ -145,6 +197,8 @@ export function relayedResponseHeaders(raw: readonly string[], options: ForwardO
     out.push(name, raw[i + 1]!);
   }
   if (frameAncestors !== undefined) out.push('Content-Security-Policy', `frame-ancestors ${frameAncestors}`);
+  const rewrite = responseRewrite(req, route, options);
+  if (rewrite !== undefined) rewriteResponseHeaders(out, rewrite, req.headers.host);
   return out;
 }
 
@@ -162,11 +216,11 @@ function relay(from: Duplex, to: Duplex, seen?: (chunk: Buffer) => void): void {
   from.on('end', () => to.end());
 }
 
-/** What the proxy server needs of a forwarding engine (two are measured side by side, see bench/README.md). */
+/** What the proxy server needs of a forwarding engine. */
 export interface Forwarder {
-  web(req: IncomingMessage, res: ServerResponse, prefix: string, target: Target, hooks: ForwardHooks): void;
+  web(req: IncomingMessage, res: ServerResponse, route: ForwardRoute, hooks: ForwardHooks): void;
   /** Forwards a WebSocket (or any) upgrade. */
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, prefix: string, target: Target, hooks: ForwardHooks): void;
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: ForwardRoute, hooks: ForwardHooks): void;
   close(): void;
 }
 
@@ -191,9 +245,10 @@ export class NodeForwarder implements Forwarder {
     return upstream;
   }
 
-  web(req: IncomingMessage, res: ServerResponse, prefix: string, target: Target, hooks: ForwardHooks): void {
+  web(req: IncomingMessage, res: ServerResponse, route: ForwardRoute, hooks: ForwardHooks): void {
+    const target = route.target;
     const method = req.method ?? 'GET';
-    const path = upstreamPath(req.url ?? '/', prefix, target, this.options);
+    const path = upstreamPath(req.url ?? '/', route, this.options);
     const headers = forwardedRequestHeaders(req, false, this.options);
     const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
     let upstream: ClientRequest;
@@ -215,7 +270,7 @@ export class NodeForwarder implements Forwarder {
         }
         hooks.activity();
         try {
-          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, relayedResponseHeaders(upstreamRes.rawHeaders, this.options));
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, relayedResponseHeaders(req, upstreamRes.rawHeaders, route, this.options));
         } catch (err) {
           // Node refuses to repeat some header the target sent (invalid characters): a bad gateway.
           upstreamRes.destroy();
@@ -262,8 +317,9 @@ export class NodeForwarder implements Forwarder {
   }
 
   /** Handshake through node:http, then a raw two-way pipe. */
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, prefix: string, target: Target, hooks: ForwardHooks): void {
-    const path = upstreamPath(req.url ?? '/', prefix, target, this.options);
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: ForwardRoute, hooks: ForwardHooks): void {
+    const target = route.target;
+    const path = upstreamPath(req.url ?? '/', route, this.options);
     let upstream: ClientRequest;
     try {
       upstream = this.send(target, req.method ?? 'GET', path, forwardedRequestHeaders(req, true, this.options), false);
@@ -320,7 +376,7 @@ export class NodeForwarder implements Forwarder {
         return;
       }
       let text = `HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage ?? ''}\r\n`;
-      const headers = relayedResponseHeaders(upstreamRes.rawHeaders, this.options);
+      const headers = relayedResponseHeaders(req, upstreamRes.rawHeaders, route, this.options);
       for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
       socket.write(text + 'Connection: close\r\n\r\n');
       upstreamRes.pipe(socket);

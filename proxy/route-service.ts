@@ -17,6 +17,8 @@ import { cleanPath, RouteTable } from './route-table.js';
 /** Where a route sends its traffic, parsed once when the route is added. */
 export interface Target {
   href: string;
+  /** `host[:port]` as a URL shows it (port only when not the default), for recognising the target's own redirects. */
+  host: string;
   https: boolean;
   /** Without IPv6 brackets, as node:http wants it. */
   hostname: string;
@@ -28,6 +30,10 @@ export interface Target {
 export interface RouteEntry {
   prefix: string;
   target: Target;
+  /** The route's data says `"strip_prefix": true` (issue 16): the app is served at `/`, not under the prefix. */
+  stripPrefix: boolean;
+  /** Requests whose path (after the prefix) matches one of these don't count as activity (`"activity_ignore"`). */
+  activityIgnore: RegExp[] | undefined;
   /** The route's fields as the client stored them, without last_activity. */
   data: Readonly<Record<string, unknown>>;
   /** Milliseconds since the epoch. */
@@ -59,11 +65,46 @@ export function parseTarget(value: unknown): Target {
   const path = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname;
   return {
     href: text,
+    host: url.host,
     https,
     hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
     port: url.port === '' ? (https ? 443 : 80) : Number(url.port),
     path,
   };
+}
+
+/** Bounds on `"activity_ignore"`: route data comes from an admin, but a pattern runs on every request. */
+const MAX_IGNORE_PATTERNS = 32;
+const MAX_IGNORE_PATTERN_LENGTH = 200;
+
+/**
+ * `"activity_ignore": ["^/api/kernels$", ...]`: regular expressions tested against each request's
+ * path and query after the route's prefix; a request that matches one leaves last_activity alone
+ * (an app's periodic polls). Absent: every request counts.
+ */
+export function parseActivityIgnore(value: unknown): RegExp[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length > MAX_IGNORE_PATTERNS) {
+    throw new BadRequest(`'activity_ignore' must be a list of at most ${MAX_IGNORE_PATTERNS} regular expressions`);
+  }
+  return value.map((pattern: unknown) => {
+    if (typeof pattern !== 'string' || pattern.length > MAX_IGNORE_PATTERN_LENGTH) {
+      throw new BadRequest(`'activity_ignore' entries must be strings of at most ${MAX_IGNORE_PATTERN_LENGTH} characters`);
+    }
+    try {
+      return new RegExp(pattern);
+    } catch (err) {
+      throw new BadRequest(`'activity_ignore' entry ${JSON.stringify(pattern)} is not a regular expression: ${(err as Error).message}`);
+    }
+  });
+}
+
+/** True when a request to `url` (the route's prefix included) is one the route says not to count as activity. */
+export function ignoresActivity(entry: RouteEntry, url: string): boolean {
+  const patterns = entry.activityIgnore;
+  if (patterns === undefined) return false;
+  const rest = url.startsWith(entry.prefix) && entry.prefix !== '/' ? url.slice(entry.prefix.length) || '/' : url;
+  return patterns.some((pattern) => pattern.test(rest));
 }
 
 /** How long an API change waits for the store: a store that is down must not leave the client hanging. */
@@ -230,7 +271,7 @@ export class RouteService {
     const target = parseTarget(fields.target);
     fields.target = target.href;
     if (this.options.hostRouting && prefix !== '/') fields.host = prefix.split('/')[1];
-    const entry: RouteEntry = { prefix, target, data: fields, lastActivity: Date.now(), dirty: false };
+    const entry: RouteEntry = { prefix, target, stripPrefix: fields.strip_prefix === true, activityIgnore: parseActivityIgnore(fields.activity_ignore), data: fields, lastActivity: Date.now(), dirty: false };
     await storeCall(() => this.store.put(prefix, this.record(entry)));
     this.generation++;
     this.table.set(prefix, entry);
@@ -276,7 +317,7 @@ export class RouteService {
       const target = previous !== undefined && previous.target.href === fields.target ? previous.target : parseTarget(fields.target);
       const stamp = Date.parse(String(record.last_activity));
       const lastActivity = Math.max(previous?.lastActivity ?? 0, Number.isFinite(stamp) ? stamp : 0) || Date.now();
-      return { prefix, target, data: fields, lastActivity, dirty: false };
+      return { prefix, target, stripPrefix: fields.strip_prefix === true, activityIgnore: parseActivityIgnore(fields.activity_ignore), data: fields, lastActivity, dirty: false };
     } catch (err) {
       this.options.log.warn({ prefix, err: (err as Error).message }, 'ignoring unusable route record in the store');
       return undefined;
@@ -297,6 +338,8 @@ export class RouteService {
     if (previous) {
       // Update in place: requests in flight hold the entry and keep touching it.
       previous.target = entry.target;
+      previous.stripPrefix = entry.stripPrefix;
+      previous.activityIgnore = entry.activityIgnore;
       previous.data = entry.data;
       previous.lastActivity = entry.lastActivity;
     } else {

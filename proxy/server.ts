@@ -19,9 +19,9 @@ import type { RouteTableClient } from '../shared/types.js';
 import { apiHandler } from './api.js';
 import type { ProxyConfig } from './config.js';
 import { NodeForwarder, type Forwarder, type ForwardHooks } from './forward.js';
-import { HttpProxy3Forwarder } from './forward-http-proxy-3.js';
 import { createProxyMetrics } from './metrics.js';
-import { LocalRouteTableClient, RouteService, type RouteEntry } from './route-service.js';
+import { ignoresActivity, LocalRouteTableClient, RouteService, type RouteEntry } from './route-service.js';
+import { isLoopback, trustedProxies } from './trusted-proxies.js';
 
 export interface RunningProxy {
   /** In-process route table client: the REST API's semantics and validation, no network. */
@@ -171,7 +171,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   });
   const registry = createRegistry('proxy');
   const metrics = createProxyMetrics(registry, () => service.size);
-  const forwardOptions = {
+  const forwarder: Forwarder = new NodeForwarder({
     xForward: !config.noXForward,
     prependPath: !config.noPrependPath,
     includePrefix: !config.noIncludePrefix,
@@ -181,17 +181,19 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     clientTimeoutMs: config.timeout,
     frameAncestors: config.frameAncestors,
     publicTls: tls,
-  };
-  // Internal switch while both engines are measured side by side (bench/proxy.ts).
-  const forwarder: Forwarder =
-    process.env.NBPOOL_PROXY_FORWARDER === 'http-proxy-3' ? new HttpProxy3Forwarder(forwardOptions) : new NodeForwarder(forwardOptions);
+    trustedProxies: trustedProxies(config.trustedProxy),
+  });
+  if (!tls && config.trustedProxy.length === 0 && !isLoopback(config.ip)) {
+    log.warn({ ip: config.ip ?? 'all interfaces' }, 'plain HTTP on a non-loopback address: cross-site embedding (a notebook in a publisher\'s iframe) needs HTTPS, at this proxy (--ssl-key/--ssl-cert) or at a front named by --trusted-proxy');
+  }
   const errorPages = new ErrorPages(config.errorTarget, config.errorPath, log);
   const upgraded = new Set<Duplex>();
 
   if (config.defaultTarget) await service.add('/', { target: config.defaultTarget });
 
-  const hooksFor = (entry: RouteEntry, failed: (err: Error) => void): ForwardHooks => ({
-    activity: () => service.touch(entry),
+  const noActivity = () => {};
+  const hooksFor = (entry: RouteEntry, req: IncomingMessage, failed: (err: Error) => void): ForwardHooks => ({
+    activity: ignoresActivity(entry, req.url ?? '/') ? noActivity : () => service.touch(entry),
     failed,
   });
 
@@ -217,9 +219,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     forwarder.web(
       req,
       res,
-      entry.prefix,
-      entry.target,
-      hooksFor(entry, (err) => {
+      entry,
+      hooksFor(entry, req, (err) => {
         const status = err instanceof HttpError ? err.status : 503;
         log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message, status }, 'request not forwarded');
         errorPages.send(status, req, res);
@@ -250,9 +251,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       req,
       socket,
       head,
-      entry.prefix,
-      entry.target,
-      hooksFor(entry, (err) => {
+      entry,
+      hooksFor(entry, req, (err) => {
         const status = err instanceof HttpError ? err.status : 503;
         log.warn({ url: req.url?.slice(0, 200), target: entry.target.href, err: err.message, status }, 'upgrade not forwarded');
         replyOnSocket(socket, status, status === 503 ? 'the upstream service is unavailable' : err.message);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -9,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import type { RunningProxy } from '../../proxy/server.js';
 import { waitFor } from '../helpers/net.js';
-import { deadUrl, rawExchange, startTestProxy, startUpstream, type Upstream } from './helpers.js';
+import { deadUrl, rawExchange, selfSignedCert, startTestProxy, startUpstream, type Upstream } from './helpers.js';
 
 interface Echo {
   name: string;
@@ -171,6 +170,19 @@ describe('forwarding', () => {
       assert.ok(t2 > t1, 'HTTP moved last_activity');
     });
 
+    test('"activity_ignore": requests matching a route\'s patterns (an app\'s polls) leave last_activity alone', async () => {
+      await proxy.routes.addRoute('/user/poll', { target: a.url, activity_ignore: ['^/api/kernels$', '^/api/sessions(\\?|$)'] });
+      const lastActivity = async () => (await proxy.routes.getRoutes())['/user/poll']!.last_activity;
+      const added = await lastActivity();
+      await new Promise((r) => setTimeout(r, 20));
+      for (const path of ['/api/kernels', '/api/sessions', '/api/sessions?x=1']) assert.equal((await get(`${proxy.publicUrl}/user/poll${path}`)).res.status, 200);
+      assert.equal(await lastActivity(), added, 'polls are not activity');
+      await get(`${proxy.publicUrl}/user/poll/api/kernels/k1/interrupt`);
+      assert.notEqual(await lastActivity(), added, 'anything else is');
+      await assert.rejects(proxy.routes.addRoute('/user/bad', { target: a.url, activity_ignore: ['('] }), /not a regular expression/);
+      await assert.rejects(proxy.routes.addRoute('/user/bad', { target: a.url, activity_ignore: '^/x' }), /must be a list/);
+    });
+
     test('dead target: 503 for HTTP and for WebSocket', async () => {
       await proxy.routes.addRoute('/dead', { target: await deadUrl() });
       const r = await get(`${proxy.publicUrl}/dead/x`);
@@ -329,10 +341,7 @@ describe('forwarding', () => {
   });
 
   test('TLS on the public port (--ssl-key/--ssl-cert), HTTP and WebSocket', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nbpool-tls-'));
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=localhost', '-days', '1'], { stdio: 'ignore' });
+    const { key, cert } = selfSignedCert();
     const proxy = await startTestProxy(['--ssl-key', key, '--ssl-cert', cert]);
     assert.match(proxy.publicUrl, /^https:/);
     await proxy.routes.addRoute('/u', { target: a.url });

@@ -2,7 +2,7 @@
  * Seeded fuzz of the REST API and the data path with hostile inputs. Asserts: every request is
  * answered or closed within the timeouts, no 5xx for a client's fault, the proxy stays up, and the
  * good routes are never lost or hidden. Set NBPOOL_FUZZ_SEED to replay a failure; NBPOOL_FUZZ_SUMMARY
- * names a file the counts are written to (bench:proxy runs this test against each forwarding engine).
+ * names a file the counts are written to (how bench/results/proxy-engines.json got its fuzz row).
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';

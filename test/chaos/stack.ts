@@ -46,7 +46,7 @@ export async function proxyProcess(defaultTarget: string, storageBackend = 'memo
     async start() {
       child = spawn(process.execPath, ['--import', 'tsx', NBPOOL, 'proxy', '--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort),
         '--default-target', defaultTarget, '--storage-backend', storageBackend, '--log-level', 'warn', ...extra], { env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: token }, stdio: 'ignore' });
-      await waitFor(() => routes.getRoutes().then(() => true), { timeoutMs: 30_000, intervalMs: 50, what: 'the proxy REST API' });
+      await waitFor(() => routes.getRoutes().then(() => true), { timeoutMs: 90_000, intervalMs: 50, what: 'the proxy REST API' });
     },
     kill: () => end('SIGKILL'),
     stop: () => end('SIGTERM'),

@@ -21,6 +21,10 @@ const exec = promisify(execFile);
 
 export interface DockerHost {
   name: string;
+  /** Stops the engine (SIGTERM by its pidfile, as an operator would), leaving its data. */
+  stopEngine(): Promise<void>;
+  /** Starts the engine again on the same data and address; resolves once it answers. */
+  startEngine(): Promise<void>;
   /** The host's own address; its containers publish their ports here. */
   address: string;
   /** For DOCKER_HOST. */
@@ -161,20 +165,7 @@ async function startHost(run: string, index: number, subnet: number, options: Ho
   mkdirSync(`${dir}/data`, { recursive: true });
   mkdirSync(`${dir}/exec`, { recursive: true });
   writeFileSync(`${dir}/owner.pid`, String(process.pid));
-
-  try {
-    await sh('ip', ['netns', 'add', name]);
-    await sh('ip', ['link', 'add', outside, 'type', 'veth', 'peer', 'name', inside]);
-    await sh('ip', ['link', 'set', inside, 'netns', name]);
-    if (bridge) await sh('ip', ['link', 'set', outside, 'master', bridge.name]);
-    else await sh('ip', ['addr', 'add', `10.251.${subnet}.1/24`, 'dev', outside]);
-    await sh('ip', ['link', 'set', outside, 'up']);
-    const inNs = (args: string[]) => sh('nsenter', [`--net=/var/run/netns/${name}`, 'ip', ...args]);
-    await inNs(['addr', 'add', `${address}/24`, 'dev', inside]);
-    await inNs(['link', 'set', inside, 'up']);
-    await inNs(['link', 'set', 'lo', 'up']);
-    if (bridge) await inNs(['route', 'add', 'default', 'via', `${bridge.prefix}.1`]);
-
+  const launchEngine = () => {
     const logFd = openSync(logPath, 'a');
     const child = spawn(
       'nsenter',
@@ -192,15 +183,40 @@ async function startHost(run: string, index: number, subnet: number, options: Ho
     );
     child.unref();
     closeSync(logFd);
+  };
+
+  try {
+    await sh('ip', ['netns', 'add', name]);
+    await sh('ip', ['link', 'add', outside, 'type', 'veth', 'peer', 'name', inside]);
+    await sh('ip', ['link', 'set', inside, 'netns', name]);
+    if (bridge) await sh('ip', ['link', 'set', outside, 'master', bridge.name]);
+    else await sh('ip', ['addr', 'add', `10.251.${subnet}.1/24`, 'dev', outside]);
+    await sh('ip', ['link', 'set', outside, 'up']);
+    const inNs = (args: string[]) => sh('nsenter', [`--net=/var/run/netns/${name}`, 'ip', ...args]);
+    await inNs(['addr', 'add', `${address}/24`, 'dev', inside]);
+    await inNs(['link', 'set', inside, 'up']);
+    await inNs(['link', 'set', 'lo', 'up']);
+    if (bridge) await inNs(['route', 'add', 'default', 'via', `${bridge.prefix}.1`]);
+    launchEngine();
   } catch (err) {
     await teardown(names);
     throw err;
   }
 
   const docker = new Docker({ host: address, port: 2375 });
+  const ping = (what: string) => waitFor(() => docker.ping().then(() => true), { timeoutMs: 90_000, intervalMs: 250, what: `${what} ${name} at ${address}` });
   const host: DockerHost = {
     name,
     address,
+    async stopEngine() {
+      const pid = Number(readFileSync(pidfile, 'utf8').trim());
+      process.kill(pid, 'SIGTERM');
+      await waitFor(() => !pidAlive(pid), { timeoutMs: 60_000, intervalMs: 100, what: `dockerd ${name} to stop` });
+    },
+    async startEngine() {
+      launchEngine();
+      await ping('dockerd again');
+    },
     dockerHost: `tcp://${address}:2375`,
     docker,
     log: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : ''),
@@ -218,7 +234,7 @@ async function startHost(run: string, index: number, subnet: number, options: Ho
     },
   };
   try {
-    await waitFor(() => docker.ping().then(() => true), { timeoutMs: 90_000, intervalMs: 250, what: `dockerd ${name} at ${address}` });
+    await ping('dockerd');
   } catch (err) {
     const log = host.log().split('\n').slice(-10).join('\n');
     await host.stop();

@@ -13,6 +13,8 @@ export interface UpProcess {
   /** Admin API and status page of the orchestrator. */
   adminUrl: string;
   stderr(): string;
+  /** Its log (JSON lines on stdout). */
+  stdout(): string;
   /** SIGTERM, resolves to the exit code. */
   stop(): Promise<number | null>;
   /** SIGKILL, resolves once the process is gone. */
@@ -25,16 +27,18 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 /** Spawns `nbpool up ARGS` (without waiting): for runs expected to fail at start. */
-export function spawnUp(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; stderr(): string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'up', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
+export function spawnUp(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; stderr(): string; stdout(): string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
+  let stdout = '';
   child.stderr!.on('data', (d) => (stderr += String(d)));
-  return { child, stderr: () => stderr, exited: exited(child) };
+  child.stdout!.on('data', (d) => (stdout += String(d)));
+  return { child, stderr: () => stderr, stdout: () => stdout, exited: exited(child) };
 }
 
 /** Starts `nbpool up ARGS` and waits for its "visitors open" line. */
 export async function startUp(args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000): Promise<UpProcess> {
-  const { child, stderr, exited: done } = spawnUp(args, env);
+  const { child, stderr, stdout, exited: done } = spawnUp(args, env);
   const started = waitFor(() => /visitors open (http:\/\/\S+?)\/? +\(route API (\S+), admin and status page (\S+?)\/?\)/.exec(stderr()) ?? undefined, {
     timeoutMs,
     intervalMs: 50,
@@ -55,6 +59,7 @@ export async function startUp(args: readonly string[], env: NodeJS.ProcessEnv = 
     apiUrl: line[2]!,
     adminUrl: line[3]!,
     stderr,
+    stdout,
     stop() {
       const done = exited(child);
       child.kill('SIGTERM');

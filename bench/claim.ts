@@ -1,18 +1,29 @@
 /**
- * bench:claim (issue 8). Side by side in one run: cold `docker run` of the tiny image until it
- * answers, the engine's own start rate through its API (8 at a time), and through our proxy +
- * orchestrator (when built): pool fill rate, sequential claims, 60 claims at once, first page
- * through a pooled container, and 300 visitors on a pool of 20 (--max-containers 400).
- * Env: BENCH_COLD (10 cold runs), BENCH_POOL (64), BENCH_SEQ (50), BENCH_VISITORS (300).
+ * bench:claim (issues 8 and 17). In one run, alternated over rounds: cold `docker run` of the tiny
+ * image until it answers and the engine's own create+start of as many containers as a burst (8 at
+ * a time); `nbpool up`; and the original tmpnb behind configurable-http-proxy when BENCH_TMPNB_DIR
+ * names a checkout (lib/tmpnb.ts). For each stack, started afresh every round: pool fill (timed from
+ * the engine's first create for it), sequential claims and a plain request through the same hops
+ * between them, 60 claims at once and 60 plain requests at once (which burst goes first alternates
+ * over rounds, since the second reuses the first's connections), and for nbpool the time until
+ * the pool is full again after the burst. Then once, for nbpool: 300 visitors on a pool of 20.
+ * Every figure carries the machine's load over it.
+ * Env: BENCH_ROUNDS (3), BENCH_COLD (4 a round), BENCH_POOL (64), BENCH_SEQ (50), BENCH_VISITORS
+ * (300; 0 skips), BENCH_TMPNB_DIR.
  */
 import { randomBytes } from 'node:crypto';
-import { coldDockerRun, engine, engineStartRate, removeLabelled, TINY_IMAGE } from './lib/docker-bench.js';
+import { coldDockerRun, engine, engineStartSeconds, removeLabelled, TINY_IMAGE } from './lib/docker-bench.js';
 import { forEachLimited, keepAliveAgent } from './lib/http.js';
 import { nodeStats, ourStackExists, startStack, waitWarm, type Stack } from './lib/stack.js';
-import { median, percentile, noteLoad, printGoals, printTable, round, writeResults, type Goal } from './lib/stats.js';
+import {
+  describeLoad, goalOverRounds, loadMark, loadSince, median, noteLoad, percentile, printGoals, printTable, round, spreadPct, withLoad, writeResults,
+  type Goal, type LoadSpan,
+} from './lib/stats.js';
+import { startTmpnb, tmpnbCheckout } from './lib/tmpnb.js';
 import { claimOnce, controlRequest, verifyLanding, visitor, type VisitorOutcome } from './lib/visitors.js';
 
-const coldRuns = Number(process.env.BENCH_COLD ?? 10);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const coldPerRound = Number(process.env.BENCH_COLD ?? 4);
 const poolSize = Number(process.env.BENCH_POOL ?? 64);
 const sequentialClaims = Number(process.env.BENCH_SEQ ?? 50);
 const burstClaims = Math.min(60, poolSize);
@@ -21,176 +32,273 @@ const visitorPool = 20;
 const visitorMax = 400;
 const runId = `bench-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 const coldLabel = `nbpool.bench=${runId}`;
-const instances = [`${runId}-claims`, `${runId}-visitors`];
 
 function say(msg: string): void {
   process.stdout.write(msg + '\n');
 }
 
-const pct = (xs: number[], p: number) => round(percentile(xs, p), 2);
+const pct = (xs: readonly number[], p: number) => round(percentile(xs, p), 2);
+const ms3 = (xs: readonly number[]) => xs.map((x) => round(x, 3));
 
-async function cleanup(): Promise<void> {
-  let n = await removeLabelled(coldLabel);
-  for (const i of instances) n += await removeLabelled(`nbpool.instance=${i}`);
-  if (n) say(`removed ${n} containers (8 at a time)`);
+interface EngineRound {
+  round: number;
+  cold: { runsMs: number[]; p50Ms: number; load: LoadSpan };
+  engine: { containers: number; parallel: number; seconds: number; perSecond: number; load: LoadSpan };
 }
 
-async function claimsPhase(stack: Stack) {
+interface PeerRound {
+  round: number;
+  /** Where this stack ran in the round's order (0 = first). */
+  position: number;
+  kind: string;
+  poolSize: number;
+  fill: { seconds: number; perSecond: number; load: LoadSpan };
+  sequential: { claimMs: number[]; firstPageMs: number[]; controlMs: number[]; load: LoadSpan };
+  burst: { order: 'plain requests first' | 'claims first'; claimMs: number[]; controlMs: number[]; claimLoad: LoadSpan; controlLoad: LoadSpan };
+  /** nbpool only: from the burst's first claim until the pool was full again. */
+  refill?: { seconds: number; load: LoadSpan };
+}
+
+async function engineRound(r: number): Promise<EngineRound> {
+  const cold = await withLoad(async () => {
+    const runs: number[] = [];
+    for (let i = 0; i < coldPerRound; i++) runs.push(await coldDockerRun(coldLabel, r * coldPerRound + i));
+    return runs;
+  });
+  await removeLabelled(coldLabel);
+  const start = await withLoad(() => engineStartSeconds(coldLabel, burstClaims, 8));
+  await removeLabelled(coldLabel);
+  const result: EngineRound = {
+    round: r + 1,
+    cold: { runsMs: cold.value.map((x) => round(x, 1)), p50Ms: round(median(cold.value), 1), load: cold.load },
+    engine: { containers: burstClaims, parallel: 8, seconds: round(start.value, 3), perSecond: round(burstClaims / start.value, 2), load: start.load },
+  };
+  say(`  cold docker run ${result.cold.runsMs.join(' ')} ms (${describeLoad(cold.load)})`);
+  say(`  engine: ${burstClaims} create+start, 8 at a time, ${result.engine.seconds} s = ${result.engine.perSecond}/s (${describeLoad(start.load)})`);
+  return result;
+}
+
+async function burstOf<T>(make: () => Promise<T>): Promise<{ value: T[]; load: LoadSpan }> {
+  return withLoad(() => Promise.all(Array.from({ length: burstClaims }, make)));
+}
+
+async function peerRound(start: () => Promise<Stack>, r: number, position: number): Promise<PeerRound> {
+  const fillMark = loadMark();
+  const stack = await start();
   const agent = keepAliveAgent(128);
   try {
-    // fill rate: from the orchestrator's first answer until the whole pool is warm
-    const fillMs = await waitWarm(stack, poolSize);
-    const fillRate = poolSize / (fillMs / 1000);
-    say(`  pool of ${poolSize} filled in ${(fillMs / 1000).toFixed(1)} s: ${fillRate.toFixed(2)} containers/s`);
+    const filledAt = await waitWarm(stack, stack.poolSize, 600_000);
+    const fillLoad = loadSince(fillMark);
+    const fillStartedAt = stack.fillStartedAt();
+    if (fillStartedAt === undefined) throw new Error(`${stack.name}: the engine reported no container created for it`);
+    const fillSeconds = (filledAt - fillStartedAt) / 1000;
+    say(`  ${stack.name}: pool of ${stack.poolSize} filled in ${fillSeconds.toFixed(1)} s from its first create (${describeLoad(fillLoad)})`);
 
     await claimOnce(stack.url, agent); // first request through each hop (connections, JIT)
-    await waitWarm(stack, poolSize);
-    const sequential: { claimMs: number; firstPageMs: number }[] = [];
-    const controlSequential: number[] = [];
-    for (let i = 0; i < sequentialClaims; i++) {
-      sequential.push(await claimOnce(stack.url, agent));
-      controlSequential.push(await controlRequest(stack.url, agent));
-    }
-    say(`  ${sequentialClaims} sequential claims: claim p50 ${pct(sequential.map((s) => s.claimMs), 50)} ms p99 ${pct(sequential.map((s) => s.claimMs), 99)} ms; first page p50 ${pct(sequential.map((s) => s.firstPageMs), 50)} ms`);
-    say(`  control, GET /api/stats through the proxy between claims: p50 ${pct(controlSequential, 50)} ms p99 ${pct(controlSequential, 99)} ms`);
+    await controlRequest(stack.url, agent);
+    if (stack.refills) await waitWarm(stack, stack.poolSize);
+    const sequential = await withLoad(async () => {
+      const claims: { claimMs: number; firstPageMs: number }[] = [];
+      const control: number[] = [];
+      for (let i = 0; i < sequentialClaims; i++) {
+        // which of the pair goes first alternates, so neither always follows the other's work
+        if (i % 2 === 1) control.push(await controlRequest(stack.url, agent));
+        claims.push(await claimOnce(stack.url, agent));
+        if (i % 2 === 0) control.push(await controlRequest(stack.url, agent));
+      }
+      return { claims, control };
+    });
+    const seqClaims = sequential.value.claims.map((c) => c.claimMs);
+    say(`  ${stack.name}: ${sequentialClaims} sequential claims p50 ${pct(seqClaims, 50)} p99 ${pct(seqClaims, 99)} ms, first page p50 ${pct(sequential.value.claims.map((c) => c.firstPageMs), 50)} ms; plain GET /api/stats between them p50 ${pct(sequential.value.control, 50)} p99 ${pct(sequential.value.control, 99)} ms (${describeLoad(sequential.load)})`);
 
-    await waitWarm(stack, poolSize);
-    // the control burst also opens the connections the claim burst then reuses
-    const controlBurst = await Promise.all(Array.from({ length: burstClaims }, () => controlRequest(stack.url, agent)));
-    say(`  control, ${burstClaims} GET /api/stats at once through the proxy: p50 ${pct(controlBurst, 50)} ms p99 ${pct(controlBurst, 99)} ms`);
-    const burst = await Promise.all(Array.from({ length: burstClaims }, () => claimOnce(stack.url, agent, false)));
-    await forEachLimited(burst.length, 16, (i) => verifyLanding(stack.url, burst[i]!.location, agent));
-    const ids = new Set(burst.map((b) => /\/user\/([^/]+)/.exec(b.location)![1]));
-    if (ids.size !== burst.length) throw new Error(`${burst.length} claims at once got only ${ids.size} distinct containers`);
-    say(`  ${burstClaims} claims at once: p50 ${pct(burst.map((b) => b.claimMs), 50)} ms p99 ${pct(burst.map((b) => b.claimMs), 99)} ms (all routes live, all distinct)`);
-    return { fillMs, fillRate, sequential, controlSequential, burst: burst.map((b) => b.claimMs), controlBurst };
+    if (stack.refills) await waitWarm(stack, stack.poolSize);
+    const claimsFirst = r % 2 === 1;
+    let refill: PeerRound['refill'];
+    const claimBurst = async () => {
+      const refillMark = loadMark();
+      const burstStartedAt = Date.now();
+      const burst = await burstOf(() => claimOnce(stack.url, agent, false));
+      if (stack.refills) {
+        const fullAt = await waitWarm(stack, stack.poolSize);
+        refill = { seconds: round((fullAt - burstStartedAt) / 1000, 3), load: loadSince(refillMark) };
+      }
+      return burst;
+    };
+    const controlBurst = () => burstOf(() => controlRequest(stack.url, agent));
+    let claims: Awaited<ReturnType<typeof claimBurst>>;
+    let control: Awaited<ReturnType<typeof controlBurst>>;
+    if (claimsFirst) {
+      claims = await claimBurst();
+      control = await controlBurst();
+    } else {
+      control = await controlBurst();
+      claims = await claimBurst();
+    }
+    await forEachLimited(claims.value.length, 16, (i) => verifyLanding(stack.url, claims.value[i]!.location, agent));
+    const ids = new Set(claims.value.map((b) => /\/user\/([^/]+)/.exec(b.location)![1]));
+    if (ids.size !== claims.value.length) throw new Error(`${stack.name}: ${claims.value.length} claims at once got only ${ids.size} distinct containers`);
+    const burstMs = claims.value.map((b) => b.claimMs);
+    say(`  ${stack.name}: ${burstClaims} claims at once p50 ${pct(burstMs, 50)} p99 ${pct(burstMs, 99)} ms, all routes live and distinct (${describeLoad(claims.load)}); ${burstClaims} plain requests at once p99 ${pct(control.value, 99)} ms (${claimsFirst ? 'after' : 'before'} the claims)`);
+    if (refill) say(`  ${stack.name}: pool full again ${refill.seconds} s after the burst began (${describeLoad(refill.load)})`);
+    return {
+      round: r + 1,
+      position,
+      kind: stack.kind,
+      poolSize: stack.poolSize,
+      fill: { seconds: round(fillSeconds, 3), perSecond: round(stack.poolSize / fillSeconds, 2), load: fillLoad },
+      sequential: { claimMs: ms3(seqClaims), firstPageMs: ms3(sequential.value.claims.map((c) => c.firstPageMs)), controlMs: ms3(sequential.value.control), load: sequential.load },
+      burst: { order: claimsFirst ? 'claims first' : 'plain requests first', claimMs: ms3(burstMs), controlMs: ms3(control.value), claimLoad: claims.load, controlLoad: control.load },
+      refill,
+    };
   } finally {
     agent.destroy();
+    await stack.stop();
   }
 }
 
-async function visitorsPhase(stack: Stack) {
+async function visitorsPhase() {
+  const instance = `${runId}-visitors`;
+  const stack = await startStack(instance, visitorPool, visitorMax, ['--queue-size', String(visitors + 100)]);
   const agent = keepAliveAgent(visitors + 16);
   try {
     await waitWarm(stack, visitorPool);
     const t0 = Date.now();
-    const outcomes: VisitorOutcome[] = await Promise.all(Array.from({ length: visitors }, () => visitor(stack.url, agent, 240_000)));
+    const { value: outcomes, load } = await withLoad(() => Promise.all(Array.from({ length: visitors }, (): Promise<VisitorOutcome> => visitor(stack.url, agent, 240_000))));
     const seconds = (Date.now() - t0) / 1000;
     const landed = outcomes.filter((o) => o.landed);
     const errors = outcomes.filter((o) => !o.landed);
     const waits = landed.map((o) => o.waitMs / 1000);
     const curve = [10, 25, 50, 75, 90, 95, 99, 100].map((p) => ({ p, seconds: round(percentile(waits, p), 2) }));
-    say(`  ${landed.length}/${visitors} landed in ${seconds.toFixed(1)} s (${outcomes.filter((o) => o.queued).length} waited in line), ${errors.length} errors`);
+    say(`  ${landed.length}/${visitors} landed in ${seconds.toFixed(1)} s (${outcomes.filter((o) => o.queued).length} waited in line), ${errors.length} errors (${describeLoad(load)})`);
     const errorKinds = new Map<string, number>();
     for (const e of errors) errorKinds.set(e.error ?? '?', (errorKinds.get(e.error ?? '?') ?? 0) + 1);
     for (const [k, n] of errorKinds) say(`    ${n} x ${k}`);
-    return { landed: landed.length, errors: errors.length, queued: outcomes.filter((o) => o.queued).length, seconds, curve, errorKinds: Object.fromEntries(errorKinds), stats: await nodeStats(stack) };
+    return { visitors, pool: visitorPool, maxContainers: visitorMax, landed: landed.length, errors: errors.length, queued: outcomes.filter((o) => o.queued).length, seconds: round(seconds, 1), curve, errorKinds: Object.fromEntries(errorKinds), stats: await nodeStats(stack), load };
   } finally {
     agent.destroy();
+    await stack.stop();
   }
 }
 
+/** Median over rounds of a figure, with the rounds: "1.2 (1.1 / 1.2 / 1.9)". */
+function overRounds(values: number[], digits = 2): string {
+  const r = values.map((v) => round(v, digits));
+  return `${round(median(values), digits)} (${r.join(' / ')})`;
+}
+
+type PeerName = 'nbpool' | 'tmpnb';
+
+function judge(engines: EngineRound[], peers: Record<PeerName, PeerRound[]>, crowd: Awaited<ReturnType<typeof visitorsPhase>> | undefined, tmpnbSkip: string | undefined): Goal[] {
+  const ours = peers.nbpool;
+  const tmpnb = peers.tmpnb;
+  const seqP50 = ours.map((p) => percentile(p.sequential.claimMs, 50));
+  const seqP99 = ours.map((p) => percentile(p.sequential.claimMs, 99));
+  const burstP99 = ours.map((p) => percentile(p.burst.claimMs, 99));
+  const tmpnbBurst = tmpnb.length ? `tmpnb + CHP (which refills nothing) ${overRounds(tmpnb.map((p) => percentile(p.burst.claimMs, 99)))} ms` : 'tmpnb not measured';
+  const notJudged = (name: string): Goal => ({ name, met: false, judged: false, detail: `not judged: ${tmpnbSkip}` });
+  const goals: Goal[] = [
+    goalOverRounds('sequential claim p50 < 1 ms', seqP50, '<', 1, ' ms', `plain request through the same hops ${overRounds(ours.map((p) => percentile(p.sequential.controlMs, 50)))} ms`),
+    tmpnb.length
+      ? goalOverRounds('sequential claim p99 <= 0.5x tmpnb + CHP\'s (same round)', seqP99.map((v, i) => v / percentile(tmpnb[i]!.sequential.claimMs, 99)), '<=', 0.5, 'x', `nbpool ${overRounds(seqP99)} ms, tmpnb ${overRounds(tmpnb.map((p) => percentile(p.sequential.claimMs, 99)))} ms`)
+      : notJudged('sequential claim p99 <= 0.5x tmpnb + CHP\'s'),
+    goalOverRounds(`${burstClaims} claims at once while the pool refills: p99 < 20 ms`, burstP99, '<', 20, ' ms', tmpnbBurst),
+    goalOverRounds(`pool full again after the burst within 1.1x the engine's time to start ${burstClaims}`, ours.map((p, i) => p.refill!.seconds / engines[i]!.engine.seconds), '<=', 1.1, 'x', `nbpool ${overRounds(ours.map((p) => p.refill!.seconds))} s, engine ${overRounds(engines.map((e) => e.engine.seconds))} s`),
+    goalOverRounds('pooled first page >= 100x faster than cold docker run', ours.map((p, i) => engines[i]!.cold.p50Ms / percentile(p.sequential.firstPageMs, 50)), '>=', 100, 'x', `first page ${overRounds(ours.map((p) => percentile(p.sequential.firstPageMs, 50)))} ms, cold ${overRounds(engines.map((e) => e.cold.p50Ms), 0)} ms`),
+    goalOverRounds('pool fill rate >= 0.9x the engine\'s start rate', ours.map((p, i) => p.fill.perSecond / engines[i]!.engine.perSecond), '>=', 0.9, 'x', `nbpool ${overRounds(ours.map((p) => p.fill.perSecond))}/s, engine ${overRounds(engines.map((e) => e.engine.perSecond))}/s`),
+  ];
+  if (crowd) goals.push({ name: `all ${visitors} visitors on a pool of ${visitorPool} land, no error`, met: crowd.landed === visitors && crowd.errors === 0, detail: `${crowd.landed} landed, ${crowd.errors} errors; wait p50 ${crowd.curve[2]!.seconds} s, max ${crowd.curve[7]!.seconds} s` });
+  return goals;
+}
+
+/** The figures as a Markdown table (median over rounds, then each round), ready for the README. */
+function markdownSummary(engines: EngineRound[], peers: Record<PeerName, PeerRound[]>, goals: Goal[], load: string): string {
+  const cell = (rs: PeerRound[], f: (p: PeerRound) => number, digits = 2) => (rs.length ? overRounds(rs.map(f), digits) : 'not measured');
+  const rows: [string, (p: PeerRound) => number, number][] = [
+    ['sequential claim p50, ms', (p) => percentile(p.sequential.claimMs, 50), 2],
+    ['sequential claim p99, ms', (p) => percentile(p.sequential.claimMs, 99), 2],
+    ['plain request via the same hops p50, ms', (p) => percentile(p.sequential.controlMs, 50), 2],
+    [`${burstClaims} claims at once p50, ms`, (p) => percentile(p.burst.claimMs, 50), 1],
+    [`${burstClaims} claims at once p99, ms`, (p) => percentile(p.burst.claimMs, 99), 1],
+    [`${burstClaims} plain requests at once p99, ms`, (p) => percentile(p.burst.controlMs, 99), 1],
+    ['first page through the pool p50, ms', (p) => percentile(p.sequential.firstPageMs, 50), 2],
+    ['pool fill, containers/s', (p) => p.fill.perSecond, 2],
+  ];
+  const lines = [
+    `| median (round 1 / 2 / ...) | nbpool up | tmpnb + CHP 5.3 |`,
+    `|---|---|---|`,
+    ...rows.map(([label, f, d]) => `| ${label} | ${cell(peers.nbpool, f, d)} | ${cell(peers.tmpnb, f, d)} |`),
+    `| pool full again after the burst, s | ${cell(peers.nbpool, (p) => p.refill!.seconds)} | never (replaces only when it culls) |`,
+    `| cold \`docker run\` to first page, ms | ${overRounds(engines.map((e) => e.cold.p50Ms), 0)} | |`,
+    `| engine: create+start ${burstClaims}, 8 at a time, s | ${overRounds(engines.map((e) => e.engine.seconds))} | |`,
+    '',
+    ...goals.map((g) => `- ${g.judged === false ? 'not judged' : g.met ? '**met**' : '**missed**'}${g.close ? ' (close)' : ''}: ${g.name}: ${g.detail}`),
+    '',
+    `Machine: ${load}.`,
+  ];
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
+  if (!ourStackExists()) throw new Error('nbpool is not built (npm run build) or `nbpool up` is not available: nothing to measure');
+  await engine.getImage(TINY_IMAGE).inspect();
+  const tmpnb = tmpnbCheckout();
+  const tmpnbSkip = 'skip' in tmpnb ? tmpnb.skip : undefined;
+  if (tmpnbSkip) say(`tmpnb + CHP not measured: ${tmpnbSkip}`);
   const started = Date.now();
   const loadAtStart = noteLoad('at the start');
-  await engine.getImage(TINY_IMAGE).inspect();
+  const tmpnbPool = 1 + sequentialClaims + burstClaims; // it does not refill: one container per claim
+  const nbpoolMax = poolSize + tmpnbPool + 8; // room for every claim of a round and a full pool after it
+  const engines: EngineRound[] = [];
+  const peers: Record<PeerName, PeerRound[]> = { nbpool: [], tmpnb: [] };
+  const steps: { name: string; run: (r: number, position: number) => Promise<void> }[] = [
+    { name: 'cold docker run + engine', run: async (r) => void engines.push(await engineRound(r)) },
+    { name: 'nbpool up', run: async (r, position) => void peers.nbpool.push(await peerRound(() => startStack(`${runId}-r${r}`, poolSize, nbpoolMax), r, position)) },
+  ];
+  if ('dir' in tmpnb) steps.push({ name: 'tmpnb + CHP', run: async (r, position) => void peers.tmpnb.push(await peerRound(() => startTmpnb(tmpnb.dir, `${runId}r${r}`, tmpnbPool), r, position)) });
   try {
-    say(`cold docker run of ${TINY_IMAGE} until it answers, ${coldRuns} times`);
-    const cold: number[] = [];
-    for (let i = 0; i < coldRuns; i++) cold.push(await coldDockerRun(coldLabel, i));
-    say(`  ${cold.map((ms) => ms.toFixed(0)).join(' ')} ms`);
-    await removeLabelled(coldLabel);
-
-    const engineCount = ourStackExists() ? poolSize : 24;
-    say(`engine start rate: ${engineCount} create+start through the API, 8 at a time`);
-    const engineRate = await engineStartRate(coldLabel, engineCount, 8);
-    say(`  ${engineRate.toFixed(2)} containers/s`);
-    await removeLabelled(coldLabel);
-
-    const coldP50 = median(cold);
-    const rows: (string | number)[][] = [
-      ['cold docker run to first page p50', round(coldP50, 1), 'ms', ''],
-      ['engine start rate, 8 at a time', round(engineRate, 2), 'containers/s', ''],
-    ];
-    const goals: Goal[] = [];
-    let claims: Awaited<ReturnType<typeof claimsPhase>> | undefined;
-    let crowd: Awaited<ReturnType<typeof visitorsPhase>> | undefined;
-    let stackKind: string | undefined;
-    if (ourStackExists()) {
-      say(`\nproxy + orchestrator, pool of ${poolSize} (instance ${instances[0]})`);
-      const stack = await startStack(instances[0]!, poolSize, visitorMax);
-      stackKind = stack.kind;
-      try {
-        claims = await claimsPhase(stack);
-      } finally {
-        await stack.stop();
-        await removeLabelled(`nbpool.instance=${instances[0]}`);
-      }
-      say(`\n${visitors} visitors at once on a pool of ${visitorPool}, --max-containers ${visitorMax} (instance ${instances[1]})`);
-      const crowdStack = await startStack(instances[1]!, visitorPool, visitorMax, ['--queue-size', String(visitors + 100)]);
-      try {
-        crowd = await visitorsPhase(crowdStack);
-      } finally {
-        await crowdStack.stop();
-      }
-      const seqClaim = claims.sequential.map((s) => s.claimMs);
-      const firstPage = median(claims.sequential.map((s) => s.firstPageMs));
-      rows.push(
-        ['pool fill rate', round(claims.fillRate, 2), 'containers/s', `x${round(claims.fillRate / engineRate)} engine`],
-        ['sequential claim p50', pct(seqClaim, 50), 'ms', ''],
-        ['sequential claim p99', pct(seqClaim, 99), 'ms', ''],
-        ['  control: GET /api/stats via proxy p50', pct(claims.controlSequential, 50), 'ms', 'same hops, no claim'],
-        ['  control: GET /api/stats via proxy p99', pct(claims.controlSequential, 99), 'ms', ''],
-        [`${burstClaims} claims at once p50`, pct(claims.burst, 50), 'ms', ''],
-        [`${burstClaims} claims at once p99`, pct(claims.burst, 99), 'ms', ''],
-        [`  control: ${burstClaims} GET /api/stats at once p99`, pct(claims.controlBurst, 99), 'ms', 'same hops, no claim'],
-        ['first page through the pool p50', round(firstPage, 2), 'ms', `x${round(coldP50 / firstPage, 0)} faster than cold`],
-        [`${visitors} visitors on a pool of ${visitorPool}: landed`, crowd.landed, 'visitors', `${crowd.errors} errors`],
-        ...crowd.curve.map((c): (string | number)[] => [`  wait p${c.p}`, c.seconds, 's', '']),
-      );
-      goals.push(
-        { name: 'sequential claim p50 < 1 ms', met: percentile(seqClaim, 50) < 1, detail: `${pct(seqClaim, 50)} ms` },
-        { name: 'sequential claim p99 < 5 ms', met: percentile(seqClaim, 99) < 5, detail: `${pct(seqClaim, 99)} ms` },
-        { name: `${burstClaims} claims at once p99 < 20 ms`, met: percentile(claims.burst, 99) < 20, detail: `${pct(claims.burst, 99)} ms (p50 ${pct(claims.burst, 50)})` },
-        { name: 'first page through the pool >= 100x faster than cold docker run', met: coldP50 / firstPage >= 100, detail: `${round(firstPage, 2)} ms vs ${round(coldP50, 0)} ms (x${round(coldP50 / firstPage, 0)})` },
-        { name: 'pool fill rate >= 0.9x engine start rate', met: claims.fillRate >= 0.9 * engineRate, detail: `${round(claims.fillRate, 2)} vs ${round(engineRate, 2)} containers/s (x${round(claims.fillRate / engineRate)})` },
-        { name: `all ${visitors} visitors land, no error`, met: crowd.landed === visitors && crowd.errors === 0, detail: `${crowd.landed} landed, ${crowd.errors} errors; wait p50 ${crowd.curve[2]!.seconds} s, p100 ${crowd.curve[7]!.seconds} s` },
-      );
-    } else {
-      say('nbpool orchestrator is not built or not implemented yet: cold-start side only');
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? steps : [...steps].reverse();
+      say(`\nround ${r + 1} of ${rounds}: ${order.map((s) => s.name).join(', then ')} (nbpool pool ${poolSize}, tmpnb pool ${tmpnbPool})`);
+      for (const [position, step] of order.entries()) await step.run(r, position);
     }
-    printTable(`Claim bench${stackKind ? ` (${stackKind})` : ''}`, ['measure', 'value', 'unit', 'ratio'], rows);
-    if (goals.length) printGoals(goals);
-    else say('\nGoals: not judged (nbpool orchestrator not available yet)');
+    let crowd: Awaited<ReturnType<typeof visitorsPhase>> | undefined;
+    if (visitors > 0) {
+      say(`\n${visitors} visitors at once on a pool of ${visitorPool}, --max-containers ${visitorMax}`);
+      crowd = await visitorsPhase();
+    }
+    const goals = judge(engines, peers, crowd, tmpnbSkip);
+    const rows = (name: string, rs: PeerRound[]) => rs.length === 0 ? [] : [
+      [`${name}: sequential claim p50 / p99, ms`, overRounds(rs.map((p) => percentile(p.sequential.claimMs, 50))), overRounds(rs.map((p) => percentile(p.sequential.claimMs, 99)))],
+      [`${name}: ${burstClaims} at once p50 / p99, ms`, overRounds(rs.map((p) => percentile(p.burst.claimMs, 50)), 1), overRounds(rs.map((p) => percentile(p.burst.claimMs, 99)), 1)],
+      [`${name}: plain request p50 / ${burstClaims} at once p99, ms`, overRounds(rs.map((p) => percentile(p.sequential.controlMs, 50))), overRounds(rs.map((p) => percentile(p.burst.controlMs, 99)), 1)],
+      [`${name}: first page p50, ms / fill /s`, overRounds(rs.map((p) => percentile(p.sequential.firstPageMs, 50))), overRounds(rs.map((p) => p.fill.perSecond))],
+    ];
+    printTable('Claim bench: median over rounds (each round)', ['measure', 'a', 'b'], [
+      ...rows('nbpool', peers.nbpool),
+      ...rows('tmpnb', peers.tmpnb),
+      ['nbpool: refill after the burst, s', overRounds(peers.nbpool.map((p) => p.refill!.seconds)), ''],
+      ['cold docker run p50, ms / engine start 60, s', overRounds(engines.map((e) => e.cold.p50Ms), 0), overRounds(engines.map((e) => e.engine.seconds))],
+    ]);
+    printGoals(goals);
+    const busy = [...peers.nbpool, ...peers.tmpnb].map((p) => p.sequential.load.cpuBusyPct);
+    const loadLine = `2-core machine, load average ${loadAtStart.loadavg1m} at the start and ${noteLoad('now').loadavg1m} at the end; CPUs ${Math.min(...busy)}-${Math.max(...busy)}% busy during the sequential claims (spread of nbpool's sequential p50 over rounds ${spreadPct(peers.nbpool.map((p) => percentile(p.sequential.claimMs, 50)))}%)`;
+    say('\n----- paste into README (bench:claim) -----');
+    say(markdownSummary(engines, peers, goals, loadLine));
+    say('-----');
     writeResults('claim', {
       bench: 'claim',
       date: new Date().toISOString(),
       seconds: round((Date.now() - started) / 1000, 1),
-      stack: stackKind,
-      cold: { runs: cold.map((x) => round(x, 1)), p50Ms: round(coldP50, 1) },
-      engine: { containers: engineCount, parallel: 8, perSecond: round(engineRate, 2) },
-      orchestratorMeasured: claims !== undefined,
-      claims: claims && {
-        poolSize,
-        fillSeconds: round(claims.fillMs / 1000, 2),
-        fillPerSecond: round(claims.fillRate, 2),
-        fillVsEngine: round(claims.fillRate / engineRate, 2),
-        sequential: { count: sequentialClaims, claimP50Ms: pct(claims.sequential.map((s) => s.claimMs), 50), claimP99Ms: pct(claims.sequential.map((s) => s.claimMs), 99), firstPageP50Ms: round(median(claims.sequential.map((s) => s.firstPageMs)), 2) },
-        atOnce: { count: burstClaims, p50Ms: pct(claims.burst, 50), p99Ms: pct(claims.burst, 99) },
-        control: {
-          what: 'GET /api/stats through the same proxy to the orchestrator, no claim: the cost of the hops on the machine at that moment',
-          sequentialP50Ms: pct(claims.controlSequential, 50),
-          sequentialP99Ms: pct(claims.controlSequential, 99),
-          atOnceP50Ms: pct(claims.controlBurst, 50),
-          atOnceP99Ms: pct(claims.controlBurst, 99),
-        },
-        firstPageVsCold: round(coldP50 / median(claims.sequential.map((s) => s.firstPageMs)), 1),
-      },
-      visitors: crowd && { visitors, pool: visitorPool, maxContainers: visitorMax, ...crowd },
+      settings: { rounds, coldPerRound, poolSize, tmpnbPool, sequentialClaims, burstClaims, visitors },
+      tmpnb: tmpnbSkip ? { measured: false, why: tmpnbSkip } : { measured: true, what: 'jupyter/tmpnb orchestrate.py (BENCH_TMPNB_DIR) on Debian tornado 6 + docker-py 5 via bench/lib/run-original.py, behind configurable-http-proxy 5.3' },
+      control: 'plain request: GET /api/stats through the same proxy to the orchestrator (or tmpnb), no claim: what the hops alone cost on the machine at that moment',
+      engine: engines,
+      peers,
+      visitors: crowd,
       goals,
     }, loadAtStart);
   } finally {
-    await cleanup();
+    await removeLabelled(coldLabel);
   }
 }
 

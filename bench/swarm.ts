@@ -42,7 +42,7 @@ async function serviceCreateRate(swarm: TestSwarm, label: string, count: number)
     const t = performance.now();
     const name = `${label}-${i}`;
     const base = `/user/${name}/`;
-    const spec = serviceSpec({ name, image: TINY_IMAGE, cmd: TINY_COMMAND.replace('{base_path}', base).replace('{port}', '8888').replace('{ip}', '0.0.0.0').replace('{token}', '').split(' '), env: [], labels: { 'nbpool.bench': label }, port: 8888, publishIp: '', memoryBytes: 32 << 20, binds: [] }, ['node.role==worker']);
+    const spec = serviceSpec({ name, image: TINY_IMAGE, cmd: TINY_COMMAND.replace('{base_path}', base).replace('{port}', '8888').replace('{ip}', '0.0.0.0').replace('{token}', '').split(' '), env: [], labels: { 'nbpool.bench': label }, port: 8888, publishIp: '', memoryBytes: 32 << 20, binds: [], capAdd: [], readOnlyRoot: false, tmpfs: ['/tmp'], egress: true }, ['node.role==worker']);
     const { id } = (await swarm.docker.createService(spec as never)) as { id: string };
     const target = await waitFor(async () => {
       const [task] = (await swarm.docker.listTasks({ filters: { service: [id] } })) as SwarmTask[];

@@ -11,6 +11,7 @@ import { SwarmBackend } from './swarm-backend.js';
 
 /** Options a Swarm service cannot honour. */
 function checkSwarmOptions(config: OrchestratorConfig): void {
+  if (config.noEgress) throw new ConfigError('--no-egress: the swarm backend cannot close egress yet; attach services to an internal overlay network instead (--docker-network)');
   for (const pool of config.pools) {
     const where = pool.name === 'default' ? '' : ` (pool ${pool.name})`;
     if (pool.cpuShares !== undefined) throw new ConfigError(`--cpu-shares${where}: swarm services have no CPU shares; use --cpu-quota (a CPU limit)`);

@@ -11,6 +11,7 @@
  */
 import Docker from 'dockerode';
 import type { ContainerBackend, ContainerSpec, FoundContainer, StartedContainer } from './backend.js';
+import { acquireInstanceOn } from './docker-backend.js';
 import { defaultCapacity } from './config.js';
 
 const PORT_LABEL = 'nbpool.port';
@@ -121,10 +122,17 @@ export function serviceSpec(spec: ContainerSpec, constraints: readonly string[])
         Env: spec.env,
         Labels: labels,
         User: spec.user,
-        Mounts: spec.binds.map((bind) => {
-          const [source, target, mode] = bind.split(':');
-          return { Type: 'bind', Source: source, Target: target, ReadOnly: mode === 'ro' };
-        }),
+        Mounts: [
+          ...spec.binds.map((bind) => {
+            const [source, target, mode] = bind.split(':');
+            return { Type: 'bind', Source: source, Target: target, ReadOnly: mode === 'ro' };
+          }),
+          ...spec.tmpfs.map((target) => ({ Type: 'tmpfs', Target: target })),
+        ],
+        // Hardened as on plain Docker (API 1.41): every capability dropped but those the pool adds back.
+        CapabilityDrop: ['ALL'],
+        CapabilityAdd: spec.capAdd.length ? spec.capAdd : undefined,
+        ReadOnly: spec.readOnlyRoot || undefined,
       },
       Resources: {
         Limits: {
@@ -181,6 +189,11 @@ export class SwarmBackend implements ContainerBackend {
     this.constraints = options.constraints ?? [];
     this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
   }
+  /** The instance's owner marker lives on the manager engine, as with plain Docker. */
+  acquireInstance(instance: string): Promise<() => Promise<void>> {
+    return acquireInstanceOn(this.docker, instance);
+  }
+
 
   /** Checks that the engine is a swarm manager and that `network` (if any) is a swarm-scoped network. */
   async check(network: string | undefined): Promise<void> {

@@ -37,8 +37,8 @@ export async function coldDockerRun(label: string, i: number): Promise<number> {
   return untilAnswers(`http://127.0.0.1:${port}${base}`, t0);
 }
 
-/** The engine's own start rate through its API: `count` create+start, `parallel` at a time; containers/s. */
-export async function engineStartRate(label: string, count: number, parallel = 8): Promise<number> {
+/** The engine's own start time through its API: `count` create+start, `parallel` at a time; seconds. */
+export async function engineStartSeconds(label: string, count: number, parallel = 8): Promise<number> {
   const [key, value] = label.split('=') as [string, string];
   const t0 = process.hrtime.bigint();
   await forEachLimited(count, parallel, async (i) => {
@@ -51,7 +51,7 @@ export async function engineStartRate(label: string, count: number, parallel = 8
     });
     await c.start();
   });
-  return count / (Number(process.hrtime.bigint() - t0) / 1e9);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
 /** Removes every container with `label` (key=value), at most 8 at a time. */
@@ -59,4 +59,41 @@ export async function removeLabelled(label: string): Promise<number> {
   const containers = await engine.listContainers({ all: true, filters: { label: [label] } });
   await forEachLimited(containers.length, 8, (i) => engine.getContainer(containers[i]!.Id).remove({ force: true }).catch(() => undefined));
   return containers.length;
+}
+
+/** Removes every container whose name starts with `prefix` (the original tmpnb names them tmp.<pool>.<user>). */
+export async function removeNamed(prefix: string): Promise<number> {
+  const containers = (await engine.listContainers({ all: true, filters: { name: [prefix] } })).filter((c) => c.Names.some((n) => n.replace(/^\//, '').startsWith(prefix)));
+  await forEachLimited(containers.length, 8, (i) => engine.getContainer(containers[i]!.Id).remove({ force: true }).catch(() => undefined));
+  return containers.length;
+}
+
+export interface CreateWatch {
+  /** Wall-clock ms of the engine's first container create that matched, if any yet. */
+  firstAt(): number | undefined;
+  stop(): void;
+}
+
+/**
+ * Watches the engine's container create events from now on and keeps the time of the first one
+ * that `matches` (by container name and labels): the moment a pool starts filling, as the engine
+ * saw it, whatever the program does before (start-up, clean-up of old containers).
+ */
+export async function watchFirstCreate(matches: (name: string, labels: Record<string, string>) => boolean): Promise<CreateWatch> {
+  const stream = (await engine.getEvents({ filters: { type: ['container'], event: ['create'] } })) as NodeJS.ReadableStream & { destroy(): void };
+  let first: number | undefined;
+  let buffered = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      if (!line.trim() || first !== undefined) continue;
+      const event = JSON.parse(line) as { timeNano: number; Actor: { Attributes: Record<string, string> } };
+      const { name = '', ...labels } = event.Actor.Attributes;
+      if (matches(name, labels)) first = event.timeNano / 1e6;
+    }
+  });
+  stream.on('error', () => undefined);
+  return { firstAt: () => first, stop: () => stream.destroy() };
 }

@@ -12,9 +12,9 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-/** Starts `command`; its output is kept (last 8 KiB) and shown if it dies early. */
-export function startProc(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `command` (in `cwd` if given); its output is kept (last 8 KiB) and shown if it dies early. */
+export function startProc(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Proc {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd });
   let tail = '';
   const keep = (chunk: Buffer) => {
     tail = (tail + chunk.toString()).slice(-8192);

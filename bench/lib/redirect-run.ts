@@ -1,12 +1,12 @@
 /**
- * The bench:redirect procedure, shared by bench/redirect.ts and by hand-run comparisons with other
- * redirectors: three stand-in nodes, latency with large rooms (so no redirector runs out of room
- * while thousands of requests go by without landing), then bursts of 1,000 visitors against rooms of
- * 100, 200 and 700 that shrink as visitors land. Peers are alternated over rounds.
+ * The bench:redirect procedure: three stand-in nodes, latency with large rooms (so no redirector
+ * runs out of room while thousands of requests go by without landing), then bursts of 1,000
+ * visitors against rooms of 100, 200 and 700 that shrink as visitors land. Peers are alternated
+ * over rounds; every measurement keeps the machine's load over it.
  */
 import { measureBurst, measureLatency, type BurstResult, type LatencyResult } from './redirect-measure.js';
 import { sleep } from './procs.js';
-import { median, printTable, round } from './stats.js';
+import { describeLoad, median, printTable, round, withLoad, type LoadSpan } from './stats.js';
 import type { StandInNode } from './standin-nodes.js';
 
 export interface RedirectorPeer {
@@ -37,11 +37,19 @@ export const defaultRedirectSettings: RedirectSettings = {
   burstConcurrency: 50,
 };
 
+type WithLoad<T> = T & { load: LoadSpan };
+
 export interface PeerResult {
   name: string;
-  sequential: LatencyResult[];
-  concurrent: LatencyResult[];
-  bursts: BurstResult[];
+  sequential: WithLoad<LatencyResult>[];
+  concurrent: WithLoad<LatencyResult>[];
+  bursts: WithLoad<BurstResult>[];
+}
+
+/** Runs one measurement and keeps the machine's load over it beside its figures. */
+async function loaded<T extends object>(measure: () => Promise<T>): Promise<WithLoad<T>> {
+  const { value, load } = await withLoad(measure);
+  return { ...value, load };
 }
 
 export interface PeerSummary {
@@ -78,11 +86,11 @@ export async function runRedirectBench(peers: RedirectorPeer[], nodes: StandInNo
     for (let i = 0; i < peers.length; i++) {
       const k = (i + r) % peers.length;
       const p = peers[k]!;
-      const seq = await measureLatency(p.url, nodes, settings.sequentialRequests, 1);
-      const con = await measureLatency(p.url, nodes, settings.concurrentRequests, settings.concurrency);
+      const seq = await loaded(() => measureLatency(p.url, nodes, settings.sequentialRequests, 1));
+      const con = await loaded(() => measureLatency(p.url, nodes, settings.concurrentRequests, settings.concurrency));
       results[k]!.sequential.push(seq);
       results[k]!.concurrent.push(con);
-      say(`  round ${r + 1} ${p.name.padEnd(16)} sequential p50 ${seq.p50Ms} p99 ${seq.p99Ms} ms; ${settings.concurrency} at once p50 ${con.p50Ms} p99 ${con.p99Ms} ms; bad ${seq.bad + con.bad}, path/query lost ${seq.pathOrQueryLost + con.pathOrQueryLost}`);
+      say(`  round ${r + 1} ${p.name.padEnd(16)} sequential p50 ${seq.p50Ms} p99 ${seq.p99Ms} ms; ${settings.concurrency} at once p50 ${con.p50Ms} p99 ${con.p99Ms} ms; bad ${seq.bad + con.bad}, path/query lost ${seq.pathOrQueryLost + con.pathOrQueryLost} (${describeLoad(seq.load)})`);
     }
   }
   const visitors = settings.capacities.reduce((a, b) => a + b, 0);
@@ -92,9 +100,9 @@ export async function runRedirectBench(peers: RedirectorPeer[], nodes: StandInNo
       const k = (i + r) % peers.length;
       const p = peers[k]!;
       await resetNodes(nodes, 1, settings);
-      const burst = await measureBurst(p.url, nodes, visitors, settings.burstConcurrency);
+      const burst = await loaded(() => measureBurst(p.url, nodes, visitors, settings.burstConcurrency));
       results[k]!.bursts.push(burst);
-      say(`  round ${r + 1} ${p.name.padEnd(16)} visitors ${burst.nodes.map((n) => n.visitors).join('/')}; largest deviation ${burst.maxDeviationPct}% of a share (${burst.maxDeviationPoints} points); bad ${burst.bad}, path/query lost ${burst.pathOrQueryLost}, ${burst.seconds} s`);
+      say(`  round ${r + 1} ${p.name.padEnd(16)} visitors ${burst.nodes.map((n) => n.visitors).join('/')}; largest deviation ${burst.maxDeviationPct}% of a share (${burst.maxDeviationPoints} points); bad ${burst.bad}, path/query lost ${burst.pathOrQueryLost}, ${burst.seconds} s (${describeLoad(burst.load)})`);
     }
   }
   const summaries = results.map((res): PeerSummary => {

@@ -1,23 +1,31 @@
 /**
  * One node for the claim benchmark, on loopback with the tiny image and a unique instance label:
- * `nbpool up` (proxy and orchestrator in one process) when it is built, else `nbpool proxy` (CHP
- * when ours is not built) with `nbpool orchestrator` as its default target, as child processes.
- * BENCH_STACK=separate measures the two-process form even when `nbpool up` exists.
+ * `nbpool up` (proxy and orchestrator in one process), or with BENCH_STACK=separate `nbpool proxy`
+ * with `nbpool orchestrator` as its default target, as child processes. Only the command line and
+ * HTTP are used, so the bench measures whatever the programs do inside.
  */
 import { nbpoolBin, ourNodeArgs, ourProgramExists, proxyToken, startChpLike } from './peers.js';
 import { freePort, startProc, waitListening, type Proc } from './procs.js';
 import { httpRequest } from './http.js';
-import { TINY_IMAGE } from './docker-bench.js';
+import { removeLabelled, TINY_IMAGE, watchFirstCreate, type CreateWatch } from './docker-bench.js';
 
 export interface Stack {
+  /** The peer, as tables name it: "nbpool" or "tmpnb". */
+  name: string;
   /** What runs: "nbpool up", or the proxy and orchestrator processes. */
   kind: string;
+  poolSize: number;
+  /** Replaces a claimed container at once (nbpool); the original tmpnb does only when it culls. */
+  refills: boolean;
+  /** Wall-clock ms of the engine's first container create for this stack: when filling started. */
+  fillStartedAt(): number | undefined;
   /** The processes; the bench fails if one exits. */
   procs: Proc[];
   /** The public address visitors use (the proxy). */
   url: string;
   /** The orchestrator's own /api/stats. */
   statsUrl: string;
+  /** Stops the processes and removes the stack's containers. */
   stop(): Promise<void>;
 }
 
@@ -31,7 +39,7 @@ export interface NodeStatsView {
 }
 
 export function ourStackExists(): boolean {
-  return ourProgramExists('orchestrator');
+  return ourProgramExists(process.env.BENCH_STACK === 'separate' ? 'orchestrator' : 'up');
 }
 
 function poolFlags(instance: string, poolSize: number, maxContainers: number): string[] {
@@ -45,7 +53,7 @@ function poolFlags(instance: string, poolSize: number, maxContainers: number): s
   ];
 }
 
-async function startUp(instance: string, poolSize: number, maxContainers: number, extraArgs: string[]): Promise<Stack> {
+async function startUp(instance: string, poolSize: number, maxContainers: number, extraArgs: string[]): Promise<Started> {
   const [port, apiPort, orchPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const up = startProc('nbpool up', process.execPath, [
     ...ourNodeArgs, nbpoolBin, 'up',
@@ -60,11 +68,12 @@ async function startUp(instance: string, poolSize: number, maxContainers: number
   return { kind: 'nbpool up', procs: [up], url: `http://127.0.0.1:${port}`, statsUrl: `http://127.0.0.1:${orchPort}/api/stats`, stop: () => up.stop() };
 }
 
-async function startSeparate(instance: string, poolSize: number, maxContainers: number, extraArgs: string[]): Promise<Stack> {
+type Started = Pick<Stack, 'kind' | 'procs' | 'url' | 'statsUrl' | 'stop'>;
+
+async function startSeparate(instance: string, poolSize: number, maxContainers: number, extraArgs: string[]): Promise<Started> {
   const orchPort = await freePort();
   const adminPort = await freePort();
-  const oursProxy = ourProgramExists('proxy');
-  const proxy = await startChpLike(oursProxy ? 'ours' : 'chp', oursProxy ? 'nbpool proxy' : 'CHP 5.3', `http://127.0.0.1:${orchPort}`);
+  const proxy = await startChpLike('ours', 'nbpool proxy', `http://127.0.0.1:${orchPort}`);
   const orchestrator = startProc('nbpool orchestrator', process.execPath, [
     ...ourNodeArgs, nbpoolBin, 'orchestrator',
     '--ip', '127.0.0.1', '--port', String(orchPort),
@@ -91,9 +100,49 @@ async function startSeparate(instance: string, poolSize: number, maxContainers: 
   };
 }
 
-export function startStack(instance: string, poolSize: number, maxContainers: number, extraArgs: string[] = []): Promise<Stack> {
-  const up = process.env.BENCH_STACK !== 'separate' && ourProgramExists('up');
-  return (up ? startUp : startSeparate)(instance, poolSize, maxContainers, extraArgs);
+/** Starts our stack under a unique instance; its containers are removed when it stops. */
+export async function startStack(instance: string, poolSize: number, maxContainers: number, extraArgs: string[] = []): Promise<Stack> {
+  const start = process.env.BENCH_STACK === 'separate' ? startSeparate : startUp;
+  return startWatched(
+    (name, labels) => labels['nbpool.instance'] === instance,
+    () => start(instance, poolSize, maxContainers, extraArgs),
+    () => removeLabelled(`nbpool.instance=${instance}`),
+    { name: 'nbpool', poolSize, refills: true },
+  );
+}
+
+/**
+ * Starts a stack while watching the engine for its first container, so the fill time counts from
+ * when filling starts; `remove` clears its containers when it stops (or fails to start).
+ */
+export async function startWatched(
+  matches: Parameters<typeof watchFirstCreate>[0],
+  start: () => Promise<Started>,
+  remove: () => Promise<number>,
+  peer: Pick<Stack, 'name' | 'poolSize' | 'refills'>,
+): Promise<Stack> {
+  const watch: CreateWatch = await watchFirstCreate(matches);
+  let started: Started;
+  try {
+    started = await start();
+  } catch (err) {
+    watch.stop();
+    await remove();
+    throw err;
+  }
+  return {
+    ...peer,
+    ...started,
+    fillStartedAt: watch.firstAt,
+    async stop() {
+      watch.stop();
+      try {
+        await started.stop();
+      } finally {
+        await remove();
+      }
+    },
+  };
 }
 
 export async function nodeStats(stack: Stack): Promise<NodeStatsView> {
@@ -102,16 +151,16 @@ export async function nodeStats(stack: Stack): Promise<NodeStatsView> {
   return JSON.parse(res.body) as NodeStatsView;
 }
 
-/** Waits until `available` warm containers are ready; returns ms waited. */
-export async function waitWarm(stack: Stack, available: number, timeoutMs = 180_000): Promise<number> {
+/** Waits until `available` warm containers are ready (polled every 20 ms); returns the wall-clock ms when they were. */
+export async function waitWarm(stack: Stack, available: number, timeoutMs = 600_000): Promise<number> {
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
     for (const p of stack.procs) {
       if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`${p.name} exited:\n${p.output()}`);
     }
     const stats = await nodeStats(stack);
-    if (stats.available >= available) return Date.now() - t0;
-    await new Promise((r) => setTimeout(r, 50));
+    if (stats.available >= available) return Date.now();
+    await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`pool did not reach ${available} warm containers within ${timeoutMs} ms: ${JSON.stringify(await nodeStats(stack))}`);
 }

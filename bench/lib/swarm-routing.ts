@@ -56,7 +56,7 @@ export async function measureRouting(swarm: TestSwarm, worker: SwarmWorker, imag
   const hostProxy = await startProxy();
   try {
     await exec('docker', ['network', 'create', '-d', 'overlay', '--attachable', network]);
-    const spec = { image, cmd, env: [], labels: { 'nbpool.bench': run }, port: 8888, publishIp: '', memoryBytes: 64 << 20, binds: [] };
+    const spec = { image, cmd, env: [], labels: { 'nbpool.bench': run }, port: 8888, publishIp: '', memoryBytes: 64 << 20, binds: [], capAdd: [], readOnlyRoot: false, tmpfs: ['/tmp'], egress: true };
     const viaPort = await backend.start({ ...spec, name: `${network}-port` });
     started.push(viaPort.containerId);
     const viaOverlay = await backend.start({ ...spec, name: `${network}-overlay`, network });

@@ -87,6 +87,9 @@ export function testConfig(instance: string, argv: string[] = [], file: Record<s
       '--max-containers', '20',
       '--probe-timeout', '10',
       '--cull-period', '3600',
+      // Every test request comes from loopback, one client: fair shares are tested where asked for.
+      '--max-per-client', '0',
+      '--claims-per-minute', '0',
       ...argv,
     ],
     {},

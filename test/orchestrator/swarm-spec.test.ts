@@ -58,7 +58,7 @@ test("a task's target: node address + host-mode published port, or its address o
 
 test('the service: one replica, no restarts, labels on service and container, limits and memory reservation', () => {
   const spec = serviceSpec(
-    { name: 'i-default-x', image: 'img', cmd: ['run', '--port', '8888'], env: ['A=1'], labels: { 'nbpool.instance': 'i' }, port: 8888, publishIp: '127.0.0.1', memoryBytes: 64 << 20, cpuQuota: 50_000, pidsLimit: 100, binds: ['/data:/data:ro'] },
+    { name: 'i-default-x', image: 'img', cmd: ['run', '--port', '8888'], env: ['A=1'], labels: { 'nbpool.instance': 'i' }, port: 8888, publishIp: '127.0.0.1', memoryBytes: 64 << 20, cpuQuota: 50_000, pidsLimit: 100, binds: ['/data:/data:ro'], capAdd: ['CHOWN'], readOnlyRoot: true, tmpfs: ['/tmp'], egress: true },
     ['node.role==worker'],
   ) as { Labels: Record<string, string>; TaskTemplate: Record<string, Record<string, unknown>>; Mode: unknown; EndpointSpec: { Ports: unknown[] } };
   assert.equal(spec.Labels['nbpool.instance'], 'i');
@@ -68,7 +68,13 @@ test('the service: one replica, no restarts, labels on service and container, li
   assert.deepEqual(spec.TaskTemplate.Resources, { Limits: { MemoryBytes: 64 << 20, NanoCPUs: 500_000_000, Pids: 100 }, Reservations: { MemoryBytes: 64 << 20 } });
   assert.deepEqual(spec.TaskTemplate.Placement, { Constraints: ['node.role==worker'] });
   assert.deepEqual(spec.TaskTemplate.ContainerSpec!.Args, ['run', '--port', '8888']);
-  assert.deepEqual(spec.TaskTemplate.ContainerSpec!.Mounts, [{ Type: 'bind', Source: '/data', Target: '/data', ReadOnly: true }]);
+  assert.deepEqual(spec.TaskTemplate.ContainerSpec!.Mounts, [
+    { Type: 'bind', Source: '/data', Target: '/data', ReadOnly: true },
+    { Type: 'tmpfs', Target: '/tmp' },
+  ]);
+  assert.deepEqual(spec.TaskTemplate.ContainerSpec!.CapabilityDrop, ['ALL'], 'hardened as on plain Docker');
+  assert.deepEqual(spec.TaskTemplate.ContainerSpec!.CapabilityAdd, ['CHOWN']);
+  assert.equal(spec.TaskTemplate.ContainerSpec!.ReadOnly, true);
   assert.deepEqual(spec.EndpointSpec.Ports, [{ Protocol: 'tcp', TargetPort: 8888, PublishMode: 'host' }]);
 });
 
@@ -77,6 +83,7 @@ test('engine-specific options are refused by the backend that cannot honour them
   await assert.rejects(openBackend(testConfig('x', ['--placement-constraint', 'node.role==worker']), unreachable), (e: Error) => e instanceof ConfigError && /needs --backend swarm/.test(e.message));
   await assert.rejects(openBackend(testConfig('x', ['--backend', 'swarm', '--cpu-shares', '512']), unreachable), (e: Error) => e instanceof ConfigError && /--cpu-shares: swarm services have no CPU shares/.test(e.message));
   await assert.rejects(openBackend(testConfig('x', ['--backend', 'swarm', '--claim-hook', 'true']), unreachable), (e: Error) => e instanceof ConfigError && /claim-hook/.test(e.message));
+  await assert.rejects(openBackend(testConfig('x', ['--backend', 'swarm', '--no-egress']), unreachable), (e: Error) => e instanceof ConfigError && /--no-egress/.test(e.message));
   await assert.rejects(openBackend(testConfig('x', ['--backend', 'swarm']), unreachable), (e: Error) => e instanceof ConfigError && /^--backend swarm: /.test(e.message));
   const { backend } = await openBackend(testConfig('x'), unreachable);
   assert.equal(backend.kind, 'docker');

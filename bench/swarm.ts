@@ -202,7 +202,23 @@ async function main(): Promise<void> {
     visitors.splice(0, visitors.length, ...visitors.filter((v) => survivors.has(userOf(v))));
     say(`  drain: ${onADrained} visitors on the drained node lost (swarm stops its tasks); the rest kept`);
 
-    // 4. A worker lost. Claims first, so new warm containers land on the emptied worker a.
+    // 4. Routing to a task on worker b.
+    const haveProxyImage = await swarm.docker.getImage(PROXY_IMAGE).inspect().then(() => true, () => false);
+    const routing = haveProxyImage
+      ? await measureRouting(swarm, b, TINY_IMAGE, TINY_COMMAND.replace('{base_path}', '/user/r0/').replace('{port}', '8888').replace('{ip}', '0.0.0.0').replace('{token}', '').split(' ')).catch((err: Error) => {
+          say(`  routing not measured: ${err.message.split('\n')[0]}`);
+          return undefined;
+        })
+      : undefined;
+    if (routing) {
+      for (const [route, figures] of Object.entries(routing)) {
+        say(`  ${route}: first byte after route add p50 ${figures.map((f) => f.firstByteP50Ms).join(' / ')} ms; ${figures.map((f) => f.reqPerSec).join(' / ')} req/s (p99 ${figures.map((f) => f.p99Ms).join(' / ')} ms)`);
+      }
+    } else if (!haveProxyImage) {
+      say(`  routing not measured: no ${PROXY_IMAGE} image (deploy/build-image.sh)`);
+    }
+
+    // 5. A worker lost. Claims first, so new warm containers land on the emptied worker a.
     for (let i = 0; i < pool; i++) {
       visitors.push((await claimOnce(onSwarm.proxy.url, agent)).location);
       await untilWarm(onSwarm, pool);
@@ -214,28 +230,19 @@ async function main(): Promise<void> {
     const tKill = performance.now();
     await a.kill();
     let tDetect = 0;
+    // Back to size: the lost node's services removed (every one listed runs) and the pool warm again.
     await waitFor(async () => {
       const found = await backend.list(LABELS.instance, onSwarm.instance);
       if (!tDetect && found.some((c) => !c.running)) tDetect = performance.now();
-      const where = [...(await placement(swarm, onSwarm.instance)).values()];
-      return (tDetect && (await warm(onSwarm)) === pool && !where.includes(a.nodeId)) || undefined;
+      return (tDetect && found.every((c) => c.running) && (await warm(onSwarm)) === pool) || undefined;
     }, { timeoutMs: 120_000, intervalMs: 50, what: 'pool back to size on the survivor' });
+    const where = [...(await placement(swarm, onSwarm.instance)).values()];
+    if (where.includes(a.nodeId)) throw new Error('a service still runs on the lost node');
     const tFull = performance.now();
     const killResult = await killPoll.stop();
     const detectMs = tDetect - tKill;
     const replaceMs = tFull - tDetect;
     say(`  worker lost (${warmOnA} warm on it): swarm noticed after ${round(detectMs / 1000)} s, pool back to size ${round(replaceMs / 1000)} s later; ${killResult.failures}/${killResult.requests} requests to the ${safe.length} visitors on the survivor failed`);
-
-    // 5. Routing, on the surviving worker.
-    const haveProxyImage = await swarm.docker.getImage(PROXY_IMAGE).inspect().then(() => true, () => false);
-    const routing = haveProxyImage ? await measureRouting(swarm, b, TINY_IMAGE, TINY_COMMAND.replace('{base_path}', '/user/r0/').replace('{port}', '8888').replace('{ip}', '0.0.0.0').replace('{token}', '').split(' ')) : undefined;
-    if (routing) {
-      for (const [route, figures] of Object.entries(routing)) {
-        say(`  ${route}: first byte after route add p50 ${figures.map((f) => f.firstByteP50Ms).join(' / ')} ms; ${figures.map((f) => f.reqPerSec).join(' / ')} req/s (p99 ${figures.map((f) => f.p99Ms).join(' / ')} ms)`);
-      }
-    } else {
-      say(`  routing not measured: no ${PROXY_IMAGE} image (deploy/build-image.sh)`);
-    }
 
     const docker50 = median(claims.docker);
     const swarm50 = median(claims.swarm);
@@ -274,7 +281,7 @@ async function main(): Promise<void> {
       fill: { services: fill, parallel: 8, serviceCreatePerSecond: own.map((o) => round(o.perSecond)), poolFillPerSecond: ours.map((x) => round(x)), oneStartP50Seconds: round(oneStartMs / 1000) },
       pause: { warmMovedSeconds: round(pauseMoveMs / 1000), visitorsLost: pauseLost, requests: pauseResult.requests, failedRequests: pauseResult.failures, placedOnPausedNode: placedOnPaused },
       drain: { visitorsOnDrainedNodeLost: onADrained, note: 'swarm stops every task on a drained node; pause it first and drain once its visitors are gone' },
-      routing: routing ?? `not measured: no ${PROXY_IMAGE} image`,
+      routing: routing ?? 'not measured (see the output)',
       workerLost: { warmOnIt: warmOnA, noticedAfterSeconds: round(detectMs / 1000), backToSizeAfterNoticeSeconds: round(replaceMs / 1000), killToFullSeconds: round((tFull - tKill) / 1000), visitorsOnSurvivor: safe.length, requests: killResult.requests, failedRequests: killResult.failures },
       goals,
     }, loadAtStart);

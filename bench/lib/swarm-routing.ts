@@ -61,7 +61,17 @@ export async function measureRouting(swarm: TestSwarm, worker: SwarmWorker, imag
     started.push(viaPort.containerId);
     const viaOverlay = await backend.start({ ...spec, name: `${network}-overlay`, network });
     started.push(viaOverlay.containerId);
-    await exec('docker', ['run', '-d', '--name', container, '--network', network, '-p', '127.0.0.1::8000', '-p', '127.0.0.1::8001', '-e', `CONFIGPROXY_AUTH_TOKEN=${token}`, PROXY_IMAGE, 'proxy', '--ip', '0.0.0.0', '--port', '8000', '--api-ip', '0.0.0.0', '--api-port', '8001', '--log-level', 'warn', '--no-x-forward']);
+    // Attaching a plain container to an overlay asks the manager for an address; under heavy load
+    // that has timed out here ("attaching to network failed ... context deadline exceeded").
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await exec('docker', ['run', '-d', '--name', container, '--network', network, '-p', '127.0.0.1::8000', '-p', '127.0.0.1::8001', '-e', `CONFIGPROXY_AUTH_TOKEN=${token}`, PROXY_IMAGE, 'proxy', '--ip', '0.0.0.0', '--port', '8000', '--api-ip', '0.0.0.0', '--api-port', '8001', '--log-level', 'warn', '--no-x-forward']);
+        break;
+      } catch (err) {
+        await exec('docker', ['rm', '-f', container]).catch(() => undefined);
+        if (attempt === 3) throw err;
+      }
+    }
     const port = async (p: number) => (await exec('docker', ['port', container, String(p)])).stdout.trim().split('\n')[0]!;
     const inContainer = { url: `http://${await port(8000)}`, routes: new HttpRouteTableClient(`http://${await port(8001)}`, token) };
     await waitFor(() => inContainer.routes.getRoutes().then(() => true), { timeoutMs: 30_000, what: 'the proxy container' });

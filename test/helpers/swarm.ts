@@ -68,9 +68,24 @@ function forwardRule(bridge: string): string[] {
   return ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
 }
 
-/** Undoes what a run did on the manager: swarm left, bridge and its FORWARD rule deleted. */
+async function swarmState(docker: Docker): Promise<string> {
+  const info = (await docker.info()) as { Swarm?: { LocalNodeState?: string } };
+  return info.Swarm?.LocalNodeState ?? 'inactive';
+}
+
+/**
+ * Undoes what a run did on the manager: swarm left, bridge and its FORWARD rule deleted. Leaving
+ * has failed here under heavy load ("grpc: the client connection is closing"), so it is retried,
+ * and the state directory stays (for the next run's sweep) until the engine is out of the swarm.
+ */
 async function undo(dir: string, state: SwarmState): Promise<void> {
-  await exec('docker', ['swarm', 'leave', '--force']).catch(() => undefined);
+  const docker = new Docker();
+  for (let attempt = 1; ; attempt++) {
+    await exec('docker', ['swarm', 'leave', '--force']).catch(() => undefined);
+    if ((await swarmState(docker).catch(() => 'error')) === 'inactive') break;
+    if (attempt === 10) throw new Error(`this engine did not leave the swarm; run docker swarm leave --force (state in ${dir})`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
   if (state.gwbridge) await exec('docker', ['network', 'rm', 'docker_gwbridge']).catch(() => undefined);
   await exec('iptables', ['-D', ...forwardRule(state.bridge)]).catch(() => undefined);
   await exec('ip', ['link', 'del', state.bridge]).catch(() => undefined);
@@ -99,10 +114,6 @@ function freePrefix(seed: number): string {
   for (let n = 1 + (seed % 250); ; n = (n % 250) + 1) if (!used.has(n)) return `10.252.${n}`;
 }
 
-async function swarmState(docker: Docker): Promise<string> {
-  const info = (await docker.info()) as { Swarm?: { LocalNodeState?: string } };
-  return info.Swarm?.LocalNodeState ?? 'inactive';
-}
 
 /**
  * Starts a swarm of this engine (manager) and `workerCount` namespaced worker engines holding

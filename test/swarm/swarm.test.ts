@@ -20,6 +20,8 @@ const POOL = 4;
 let swarm: TestSwarm;
 let node: Node;
 let networksBefore: string[];
+/** The Jupyter image reaching worker 1, copied while the tiny-image tests run (392 MB). */
+let jupyterLoaded: Promise<void>;
 
 /** Where each of an instance's live tasks runs: user id -> node id. */
 async function placement(instance: string): Promise<Map<string, string>> {
@@ -65,6 +67,8 @@ async function networkNames(worker: SwarmWorker): Promise<string[]> {
 before(async () => {
   await requireImage(TINY_IMAGE);
   swarm = await startSwarm(2, [TINY_IMAGE]);
+  jupyterLoaded = requireImage(JUPYTER_IMAGE).then(() => loadImages([swarm.workers[1]!], [JUPYTER_IMAGE]));
+  jupyterLoaded.catch(() => undefined);
   const backend = new SwarmBackend(swarm.docker, { constraints: ['node.role==worker'], startTimeoutMs: 30_000 });
   node = await startNode('swarm', ['--pool-size', String(POOL), '--cull-period', '0.3', '--probe-timeout', '30'], {}, backend);
 });
@@ -173,10 +177,9 @@ test('cull removes the services, leaving no tasks or networks behind', { timeout
   assert.deepEqual(await networkNames(swarm.workers[1]!), networksBefore, 'the surviving worker has only the networks it had with the pool running');
 });
 
-test('real Jupyter on a worker: a page and a kernel over WebSocket through the proxy', { timeout: 120_000 }, async () => {
-  await requireImage(JUPYTER_IMAGE);
+test('real Jupyter on a worker: a page and a kernel over WebSocket through the proxy', { timeout: 240_000 }, async () => {
   const worker = swarm.workers[1]!;
-  await loadImages([worker], [JUPYTER_IMAGE]);
+  await jupyterLoaded;
   const backend = new SwarmBackend(swarm.docker, { constraints: [`node.id==${worker.nodeId}`], startTimeoutMs: 60_000 });
   const jupyter = await startNode('swarmjup', ['--image', JUPYTER_IMAGE, '--command', DEFAULT_COMMAND, '--pool-size', '1', '--mem-limit', '512m', '--probe-timeout', '60'], {}, backend);
   try {

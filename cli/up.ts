@@ -12,7 +12,8 @@ import { onShutdown } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { freeLoopbackPort } from '../shared/net.js';
 import type { NodeStats } from '../shared/types.js';
-import { buildOrchestratorConfig, orchestratorOptionSpecs } from '../orchestrator/config.js';
+import { openBackend } from '../orchestrator/backends.js';
+import { buildOrchestratorConfig, defaultInstance, orchestratorOptionSpecs } from '../orchestrator/config.js';
 import { startOrchestrator } from '../orchestrator/server.js';
 import { proxyOptionSpecs, resolveProxyConfig } from '../proxy/config.js';
 import { startProxy } from '../proxy/server.js';
@@ -20,9 +21,11 @@ import { startProxy } from '../proxy/server.js';
 // The orchestrator's REST-client options make no sense here: up hands it the proxy in-process.
 const { configproxyEndpoint: _endpoint, configproxyAuthToken: _token, ip: _ip, port: _port, ...orchestratorOnly } = orchestratorOptionSpecs;
 
+const UP_DEFAULT_PORT = 8000;
+
 const upOptionSpecs = {
   ip: { type: 'string', default: '127.0.0.1', env: 'NBPOOL_IP', help: 'public address visitors connect to (the proxy)', metavar: 'IP' },
-  port: { type: 'int', default: 8000, min: 0, max: 65535, env: 'NBPOOL_PORT', help: 'public port (the proxy)', metavar: 'PORT' },
+  port: { type: 'int', default: UP_DEFAULT_PORT, min: 0, max: 65535, env: 'NBPOOL_PORT', help: 'public port (the proxy)', metavar: 'PORT' },
   orchestratorPort: { type: 'int', default: 0, min: 0, max: 65535, help: "port of the orchestrator's own handler on 127.0.0.1 (0: any free port)", metavar: 'PORT' },
   apiIp: proxyOptionSpecs.apiIp,
   apiPort: proxyOptionSpecs.apiPort,
@@ -38,7 +41,8 @@ const upOptionSpecs = {
 } as const satisfies OptionSpecs;
 
 const HELP_SUMMARY =
-  'Runs a proxy and an orchestrator for one Docker host in one process: visitors open\n' +
+  'Runs a proxy and an orchestrator for one Docker host (or, with --backend swarm on a manager,\n' +
+  'a whole swarm) in one process: visitors open\n' +
   'http://IP:PORT/ and each gets their own warm container. Pool flags are the orchestrator\'s\n' +
   '(see nbpool orchestrator --help); --ip/--port name the public address.';
 
@@ -92,9 +96,8 @@ export async function run(argv: string[]): Promise<void> {
     parsed.values;
   // Known before the proxy starts, so the proxy can name the orchestrator as its default target.
   const handlerPort = orchestratorPort || (await freeLoopbackPort());
-  const orchestratorConfig = buildOrchestratorConfig(
-    { ...pool, ip: '127.0.0.1', port: handlerPort, configproxyEndpoint: 'http://in-process', configproxyAuthToken: undefined },
-    parsed.file,
+  const { backend, config: orchestratorConfig } = await openBackend(
+    buildOrchestratorConfig({ ...pool, ip: '127.0.0.1', port: handlerPort, configproxyEndpoint: 'http://in-process', configproxyAuthToken: undefined }, parsed.file),
   );
   const proxyConfig = resolveProxyConfig({
     ...parseConfig(proxyOptionSpecs, [], {}).values,
@@ -116,9 +119,11 @@ export async function run(argv: string[]): Promise<void> {
 
   const log = createLogger('nbpool', pool.logLevel);
   const proxy = await startProxy(proxyConfig, log.child({ component: 'proxy' }));
+  // Without --instance, the node's instance follows its public port (known now, even for --port 0).
+  if (!pool.instance) orchestratorConfig.instance = defaultInstance(Number(new URL(proxy.publicUrl).port), UP_DEFAULT_PORT);
   let orchestrator;
   try {
-    orchestrator = await startOrchestrator(orchestratorConfig, { routes: proxy.routes, log: log.child({ component: 'orchestrator' }) });
+    orchestrator = await startOrchestrator(orchestratorConfig, { routes: proxy.routes, log: log.child({ component: 'orchestrator' }), backend });
   } catch (err) {
     await proxy.close();
     throw err;

@@ -36,6 +36,17 @@ export interface ContainerSpec {
   pidsLimit?: number;
   /** host:container[:ro] bind mounts. */
   binds: string[];
+  /** Linux capabilities given back; every other one is dropped. */
+  capAdd: string[];
+  /** Root filesystem read-only (the tmpfs mounts stay writable). */
+  readOnlyRoot: boolean;
+  /** Paths mounted as tmpfs (memory, counted against the container's limit). */
+  tmpfs: string[];
+  /**
+   * False: the container answers whoever routes to it (the proxy) and reaches nothing else,
+   * neither other machines nor other containers. Cannot be combined with `network`.
+   */
+  egress: boolean;
 }
 
 export interface StartedContainer {
@@ -54,11 +65,26 @@ export interface FoundContainer {
   target?: string;
   /** Marked claimed on the engine (markClaimed): a restart must never hand it out again. */
   claimed: boolean;
+  /**
+   * Its machine takes no new work and is being emptied (Swarm: node paused): a warm one is
+   * replaced elsewhere, a claimed one keeps its visitor.
+   */
+  leaving?: boolean;
 }
 
 export interface ExecResult {
   exitCode: number;
   output: string;
+}
+
+/** What the engine tells about our containers while the orchestrator watches. */
+export interface EngineWatcher {
+  /** A container stopped or went away; `reason` as the engine tells it ("out of memory", "exited with code 137"). */
+  exited(containerId: string, reason: string): void;
+  /** The connection to the engine broke: nothing it said before can be trusted any more. */
+  lost(err: Error): void;
+  /** The connection is back after `lost`. */
+  restored(): void;
 }
 
 export interface BackendCapabilities {
@@ -80,6 +106,19 @@ export interface ContainerBackend {
   remove(containerId: string, signal?: AbortSignal): Promise<void>;
   /** Marks it claimed durably on the engine, so `list` reports `claimed: true` after a restart. */
   markClaimed(containerId: string): Promise<void>;
+  /**
+   * Follows the engine's events for containers labelled `label=value`, reconnecting by itself with
+   * backoff, until the returned function is called. Optional: without it only the periodic
+   * reconcile notices what changed on the engine.
+   */
+  watch?(label: string, value: string, watcher: EngineWatcher): () => void;
+  /**
+   * Makes this process the only orchestrator of `instance` on the engine, atomically (two racing
+   * for it: one wins). An owner that is provably gone (instance-owner.ts: ownerMayLive) is taken
+   * over; a live one makes it throw InstanceTaken. Resolves to the release (idempotent), called at
+   * shutdown; a SIGKILLed owner leaves its marker for the next one to take over.
+   */
+  acquireInstance(instance: string): Promise<() => Promise<void>>;
   /** Runs a command inside it and waits for it, up to `timeoutMs` (when capabilities.exec). */
   exec?(containerId: string, cmd: string[], env: string[], timeoutMs: number): Promise<ExecResult>;
 }

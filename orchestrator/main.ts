@@ -3,6 +3,7 @@ import { ConfigError, HttpError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { onShutdown } from '../shared/lifecycle.js';
 import { HttpRouteTableClient } from '../shared/route-client.js';
+import { openBackend } from './backends.js';
 import { loadOrchestratorConfig, orchestratorHelp } from './config.js';
 import { startOrchestrator } from './server.js';
 
@@ -36,10 +37,10 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write(orchestratorHelp());
     return;
   }
-  const { config } = loaded;
+  const { backend, config } = await openBackend(loaded.config);
   const log = createLogger('orchestrator', config.logLevel);
   const routes = new HttpRouteTableClient(config.configproxyEndpoint, config.configproxyAuthToken);
   await waitForProxy(routes, config.configproxyEndpoint, log);
-  const running = await startOrchestrator(config, { routes, log });
+  const running = await startOrchestrator(config, { routes, log, backend });
   onShutdown(log, () => running.close(), config.cleanupOnExit ? 130_000 : 15_000);
 }

@@ -1,43 +1,40 @@
 /**
- * The orchestrator's runtime: drives the pure pool core (pool.ts) with a container backend and the
- * proxy's route table. Containers are started ahead of time with their visitor id (so their base
- * path `/user/<id>/` is fixed at start), admitted once they answer, and a claim only pops one and
- * adds its route: no engine call on the claim path.
+ * The orchestrator's runtime: drives the pure pool core (pool.ts) with a container backend, a
+ * readiness probe and the proxy's route table. Containers are started ahead of time with their
+ * visitor id (so their base path `/user/<id>/` is fixed at start), admitted once they answer, and a
+ * claim only pops one, journals it and adds its route: no engine call on the claim path. What the
+ * engine really runs is brought back in line by the pure reconcile step (reconcile.ts), on a timer,
+ * on engine events and whenever the engine comes back.
  */
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { customAlphabet } from 'nanoid';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { HttpError, ServiceUnavailable, TooManyRequests, BadRequest, NotFound } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { NodeStats, PoolStats, RouteData, RouteTableClient } from '../shared/types.js';
-import { LABELS, type ContainerBackend, type ContainerSpec } from './backend.js';
+import { LABELS, type ContainerBackend } from './backend.js';
+import type { ClaimJournal } from './claim-journal.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
+import { EngineQueue } from './engine-queue.js';
+import { FairShare } from './fair-share.js';
 import { StatsHistory, type PoolLevels } from './history.js';
+import { createOrchestratorMetrics, type OrchestratorMetrics } from './metrics.js';
 import { PoolCore, PoolError, type PoolContainer, type Waiter } from './pool.js';
-import { RemovalQueue } from './removal-queue.js';
+import type { ReadinessProbe } from './probe.js';
+import { reconcile, type KnownContainer } from './reconcile.js';
+import { containerSpec } from './spec.js';
+import { basePath, newVisitorId, routePath, visitorIdOfRoute, visitorUrl, type ClaimContext } from './visitor.js';
 
-/**
- * Visitor ids: 24 characters of [0-9A-Za-z] (about 143 bits), so ids are URL-safe, valid in
- * container names and never reused in practice. No '-' or '_' so `<instance>-<pool>-<id>` parses.
- */
-const newId = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 24);
+export type { ClaimContext } from './visitor.js';
 /** How often waiters are checked, starts planned and backoffs re-tried. */
 const TICK_MS = 200;
 /** A loading page that has not polled for this long is taken out of the line. */
 const ABANDON_MS = 20_000;
 /** A served loading-page visitor's redirect is kept this long for them to collect. */
 const TICKET_KEEP_MS = 60_000;
-/** Claim markers (renames) in flight at once: enough to keep up, few enough not to slow claims. */
-const MARK_PARALLEL = 2;
-
-export interface ClaimContext {
-  /** Path inside the container, starting with '/', or '' for the pool's entry path. */
-  path: string;
-  /** The request's query string without '?' (passed to the hook, and on to the container). */
-  query: string;
-}
+/** How long a visitor whose container stopped is told why, on their next request. */
+const STOPPED_KEEP_MS = 3_600_000;
+const STOPPED_KEEP_MAX = 10_000;
 
 export interface Claim {
   id: string;
@@ -56,10 +53,11 @@ export type TicketView =
   | { state: 'gone' };
 
 interface ContainerInfo {
-  name: string;
   containerId?: string;
   target?: string;
   token?: string;
+  /** When the engine's create/start answered (reconcile judges only containers started before its list). */
+  startedAt?: number;
 }
 
 interface PendingWaiter {
@@ -82,61 +80,14 @@ interface Ticket {
   changed: Array<() => void>;
 }
 
-/** Splits a command line the way a shell would for plain words and '...' / "..." quoting. */
-export function splitCommand(command: string): string[] {
-  const out: string[] = [];
-  let current = '';
-  let inWord = false;
-  let quote: '"' | "'" | undefined;
-  for (let i = 0; i < command.length; i++) {
-    const c = command[i]!;
-    if (quote) {
-      if (c === quote) quote = undefined;
-      else if (c === '\\' && quote === '"' && i + 1 < command.length) current += command[++i];
-      else current += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      inWord = true;
-    } else if (c === '\\' && i + 1 < command.length) {
-      current += command[++i];
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) out.push(current);
-      current = '';
-      inWord = false;
-    } else {
-      current += c;
-      inWord = true;
-    }
-  }
-  if (quote) throw new Error(`unterminated ${quote} in command ${JSON.stringify(command)}`);
-  if (inWord) out.push(current);
-  return out;
-}
-
-export function fillPlaceholders(args: readonly string[], values: Record<string, string>): string[] {
-  return args.map((arg) => arg.replace(/\{(base_path|port|ip|token)\}/g, (_, key: string) => values[key] ?? ''));
-}
-
-/** One GET with a deadline; resolves to the status code, or rejects on connection errors/timeouts. */
-function probeOnce(url: string, timeoutMs: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', agent: false, timeout: timeoutMs, headers: { Connection: 'close' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 export interface OrchestratorDeps {
   routes: RouteTableClient;
   log: Logger;
   backend: ContainerBackend;
+  probe: ReadinessProbe;
+  journal: ClaimJournal;
   registry: Registry;
   version: string;
 }
@@ -149,19 +100,29 @@ export class Orchestrator {
   private readonly byContainerId = new Map<string, string>();
   private readonly pending = new Map<string, PendingWaiter>();
   private readonly tickets = new Map<string, Ticket>();
-  private readonly removals: RemovalQueue;
+  /** Removals and claim markers: the engine work kept off the claim path. */
+  private readonly engineWork: EngineQueue;
   private readonly background = new Set<Promise<unknown>>();
   /** Visitor ids whose engine create/start call is in flight. */
   private readonly creating = new Set<string>();
+  /** Visitors whose claimed container stopped, with the engine's reason, for their next request. */
+  private readonly stopped = new Map<string, { reason: string; at: number }>();
+  private readonly shares: FairShare;
   private timers: NodeJS.Timeout[] = [];
-  private cullRunning: Promise<void> | undefined;
+  private stopWatching: (() => void) | undefined;
+  private reconcileRunning: Promise<void> | undefined;
+  private lastCull = Date.now();
+  /**
+   * False from the moment the engine connection is lost until a reconcile after it came back:
+   * meanwhile no warm container is handed out (it may be dead) and nothing is started.
+   */
+  private engineTrusted = true;
   private kickScheduled = false;
-  /** Durable claim markers (renames) waiting for the engine, done a few at a time off the claim path. */
-  private readonly markQueue: Array<() => Promise<void>> = [];
-  private marking = 0;
   private stopping = false;
+  /** Chaos branch (issue 15): why each pool's last start failed, until one succeeds; shown in the stats. */
+  private readonly lastFailure = new Map<string, string>();
   private readonly log: Logger;
-  private readonly metrics;
+  private readonly metrics: OrchestratorMetrics;
 
   constructor(
     readonly config: OrchestratorConfig,
@@ -171,87 +132,67 @@ export class Orchestrator {
     for (const pool of config.pools) this.pools.set(pool.name, pool);
     this.core = new PoolCore(
       config.pools.map((p) => ({ name: p.name, size: p.size })),
-      { maxContainers: config.capacity, maxParallelStarts: config.startParallel, queueLimit: config.queueSize, backoffBaseMs: 500, backoffMaxMs: 30_000 },
+      {
+        maxContainers: config.capacity,
+        maxParallelStarts: config.startParallel,
+        queueLimit: config.queueSize,
+        backoffBaseMs: 500,
+        backoffMaxMs: 30_000,
+        refillDelayMs: config.refillDelay * 1000,
+        refillParallel: config.refillParallel,
+      },
     );
-    this.removals = new RemovalQueue(
-      (containerId, signal) => deps.backend.remove(containerId, signal),
-      (containerId, ok) => this.onRemoved(containerId, ok),
-      this.log,
-      { concurrency: config.removeParallel, timeoutMs: 30_000, retryDelayMs: 2_000, maxAttempts: 3 },
-    );
-    this.metrics = this.createMetrics(deps.registry);
-  }
-
-  private createMetrics(registry: Registry) {
-    const core = this.core;
-    const figures = (gauge: Gauge<'pool'>, key: 'warm' | 'claimed' | 'starting' | 'waiting') => {
-      gauge.reset();
-      for (const name of core.poolNames()) gauge.set({ pool: name }, core.figures(name, Date.now())[key]);
-    };
-    const gauge = (name: string, help: string, key: 'warm' | 'claimed' | 'starting' | 'waiting') =>
-      new Gauge({ name, help, labelNames: ['pool'], registers: [registry], collect() { figures(this, key); } });
-    return {
-      warm: gauge('nbpool_pool_warm', 'Warm containers ready to hand out', 'warm'),
-      claimed: gauge('nbpool_pool_claimed', 'Containers handed to visitors', 'claimed'),
-      starting: gauge('nbpool_pool_starting', 'Containers starting or being probed', 'starting'),
-      waiting: gauge('nbpool_pool_waiting', 'Visitors waiting for a container', 'waiting'),
-      claims: new Counter({ name: 'nbpool_claims_total', help: 'Containers handed out', labelNames: ['pool'], registers: [registry] }),
-      claimLatency: new Histogram({
-        name: 'nbpool_claim_seconds',
-        help: 'Request to route live, for claims served from the warm pool',
-        labelNames: ['pool'],
-        buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1],
-        registers: [registry],
-      }),
-      failures: new Counter({ name: 'nbpool_start_failures_total', help: 'Containers that failed to start or answer', labelNames: ['pool'], registers: [registry] }),
-      culls: new Counter({ name: 'nbpool_culls_total', help: 'Containers removed by culling', labelNames: ['pool', 'reason'], registers: [registry] }),
-      healed: new Counter({ name: 'nbpool_healed_total', help: 'Containers found dead or gone and replaced', labelNames: ['pool'], registers: [registry] }),
-      turnedAway: new Counter({ name: 'nbpool_turned_away_total', help: 'Visitors answered full or too many requests', labelNames: ['pool'], registers: [registry] }),
-      hookFailures: new Counter({ name: 'nbpool_claim_hook_failures_total', help: 'Claim hooks that failed', labelNames: ['pool'], registers: [registry] }),
-    };
+    this.shares = new FairShare({ maxPerClient: config.maxPerClient, claimsPerMinute: config.claimsPerMinute, burst: Math.max(1, config.maxPerClient) });
+    this.engineWork = new EngineQueue(this.log, { concurrency: config.removeParallel, timeoutMs: 30_000, retryDelayMs: 2_000, maxAttempts: 3 });
+    this.metrics = createOrchestratorMetrics(deps.registry, this.core);
   }
 
   // ---- start and stop ------------------------------------------------------------------------
 
-  /** Adopts this instance's containers, then starts filling pools and the periodic passes. */
+  /** Adopts this instance's containers, then starts filling pools, watching the engine and the periodic passes. */
   async start(): Promise<void> {
     await this.adopt();
+    this.stopWatching = this.deps.backend.watch?.(LABELS.instance, this.config.instance, {
+      exited: (containerId, reason) => this.onEngineExit(containerId, reason),
+      lost: (err) => this.onEngineLost(err),
+      restored: () => this.onEngineRestored(),
+    });
     this.timers.push(setInterval(() => this.tick(), TICK_MS));
-    this.timers.push(setInterval(() => void this.cullPass(), this.config.cullPeriod * 1000));
+    this.timers.push(setInterval(() => void this.reconcilePass(), Math.min(this.config.reconcilePeriod, this.config.cullPeriod) * 1000));
     this.timers.push(setInterval(() => this.sampleHistory(), this.history.intervalMs));
     for (const t of this.timers) t.unref();
     this.kick();
   }
 
   /**
-   * Stops taking visitors. Containers stay for the next start (Docker labels are the truth)
+   * Stops taking visitors. Containers stay for the next start (engine labels are the truth)
    * unless --cleanup-on-exit, in which case this instance's containers are removed.
    */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.stopWatching?.();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     for (const p of [...this.pending.values()]) {
       this.core.dropWaiter(p.waiter.id, p.waiter.pool);
-      this.pending.delete(p.waiter.id);
+      this.takePending(p.waiter.id);
       p.reject(new ServiceUnavailable('this node is shutting down; try again', 5));
     }
     for (const ticket of this.tickets.values()) this.setTicket(ticket, 'gone');
-    await this.cullRunning;
-    // Claim markers still queued must land: the next start relies on them.
-    do await Promise.allSettled([...this.background]);
-    while (this.markQueue.length > 0 || this.marking > 0);
+    await this.reconcileRunning;
+    await Promise.allSettled([...this.background]);
     if (this.config.cleanupOnExit) {
       const found = await this.deps.backend.list(LABELS.instance, this.config.instance).catch(() => []);
       for (const c of found) {
         const id = c.labels[LABELS.user];
-        if (id && this.core.get(id)?.state === 'claimed') await this.deps.routes.deleteRoute(`/user/${id}`).catch(() => undefined);
-        this.removals.add(c.containerId);
+        if (id && this.core.get(id)?.state === 'claimed') await this.deps.routes.deleteRoute(routePath(id)).catch(() => undefined);
+        this.removeFromEngine(c.containerId);
       }
     }
-    await Promise.race([this.removals.idle(), sleep(this.config.cleanupOnExit ? 120_000 : 5_000)]);
-    this.removals.close();
+    // Claim markers still queued must land: the next start relies on them (the journal covers a crash).
+    await Promise.race([this.engineWork.idle(), sleep(this.config.cleanupOnExit ? 120_000 : 5_000)]);
+    this.engineWork.close();
   }
 
   get draining(): boolean {
@@ -266,37 +207,39 @@ export class Orchestrator {
 
   private async adopt(): Promise<void> {
     const instance = this.config.instance;
+    const journaled = this.deps.journal.load();
     const [found, routes] = await Promise.all([this.deps.backend.list(LABELS.instance, instance), this.deps.routes.getRoutes()]);
+    const now = Date.now();
     let warm = 0;
     let claimed = 0;
     for (const c of found) {
       const id = c.labels[LABELS.user];
       const pool = c.labels[LABELS.pool];
-      const route = id ? routes[`/user/${id}`] : undefined;
-      const isClaimed = c.claimed || route !== undefined;
+      const route = id ? routes[routePath(id)] : undefined;
       if (!id || !pool || !this.core.hasPool(pool) || !c.running || !c.target) {
         this.log.info({ container: c.containerId, pool, running: c.running }, 'removing a container that cannot be adopted');
-        this.removals.add(c.containerId);
+        this.removeFromEngine(c.containerId);
         continue;
       }
-      const createdAt = Number(c.labels[LABELS.created]) || Date.now();
-      const claimedAt = typeof route?.claimed === 'string' ? Date.parse(route.claimed) || Date.now() : Date.now();
+      const isClaimed = c.claimed || route !== undefined || journaled.has(id);
+      const createdAt = Number(c.labels[LABELS.created]) || now;
+      const claimedAt = typeof route?.claimed === 'string' ? Date.parse(route.claimed) || now : now;
       this.core.adopt({ id, pool, state: isClaimed ? 'claimed' : 'starting', createdAt, claimedAt });
-      this.remember(id, { name: c.name, containerId: c.containerId, target: c.target, token: c.labels[LABELS.token] || undefined });
+      this.remember(id, { containerId: c.containerId, target: c.target, token: c.labels[LABELS.token] || undefined, startedAt: now });
       if (isClaimed) {
         claimed++;
-        if (!route || route.target !== c.target) await this.deps.routes.addRoute(`/user/${id}`, this.routeData(this.core.get(id)!));
+        if (!c.claimed) this.markClaimed(id);
+        if (!route || route.target !== c.target) await this.deps.routes.addRoute(routePath(id), this.routeData(this.core.get(id)!));
       } else {
         warm++;
         void this.track(this.admit(id, pool));
       }
     }
     for (const [path, data] of Object.entries(routes)) {
-      const id = /^\/user\/([^/]+)$/.exec(path)?.[1];
-      if (id && data.instance === instance && this.core.get(id)?.state !== 'claimed') {
-        await this.deps.routes.deleteRoute(path);
-      }
+      const id = visitorIdOfRoute(path);
+      if (id && data.instance === instance && this.core.get(id)?.state !== 'claimed') await this.deps.routes.deleteRoute(path);
     }
+    this.deps.journal.compact(this.core.list({ state: 'claimed' }).map((c) => c.id));
     if (found.length) this.log.info({ claimed, warm, found: found.length }, 'adopted containers from a previous run');
   }
 
@@ -310,8 +253,7 @@ export class Orchestrator {
   private tick(): void {
     const now = Date.now();
     for (const waiter of this.core.expireWaiters(now)) {
-      const p = this.pending.get(waiter.id);
-      this.pending.delete(waiter.id);
+      const p = this.takePending(waiter.id);
       this.metrics.turnedAway.inc({ pool: waiter.pool });
       p?.reject(new TooManyRequests(`no container of pool ${waiter.pool} became free in time; try again`, this.retryAfter()));
       const ticket = this.tickets.get(waiter.id);
@@ -320,7 +262,7 @@ export class Orchestrator {
     for (const ticket of this.tickets.values()) {
       if (ticket.state === 'waiting' && ticket.openPolls === 0 && now - ticket.lastSeen > ABANDON_MS) {
         this.core.dropWaiter(ticket.id, ticket.pool);
-        this.pending.delete(ticket.id);
+        this.takePending(ticket.id);
         this.tickets.delete(ticket.id);
       } else if (ticket.state !== 'waiting' && now - (ticket.readyAt ?? ticket.lastSeen) > TICKET_KEEP_MS) {
         this.tickets.delete(ticket.id);
@@ -346,52 +288,28 @@ export class Orchestrator {
     if (this.stopping) return;
     this.serveWaiters();
     for (const id of this.core.trimPlan()) this.retire(id, 'trim');
-    const now = Date.now();
-    for (const [pool, count] of this.core.startPlan(now)) {
+    if (!this.engineTrusted) return;
+    for (const [pool, count] of this.core.startPlan(Date.now())) {
       for (let i = 0; i < count; i++) void this.track(this.startOne(pool));
     }
   }
 
   private async startOne(poolName: string): Promise<void> {
     const pool = this.pools.get(poolName)!;
-    const id = newId();
+    const id = newVisitorId();
     const token = this.config.useTokens ? randomBytes(24).toString('base64url') : '';
-    const basePath = `/user/${id}/`;
     const now = Date.now();
-    const name = `${this.config.instance}-${poolName}-${id}`;
-    this.core.starting(poolName, id, now);
-    this.remember(id, { name, token: token || undefined });
-    const spec: ContainerSpec = {
-      name,
-      image: pool.image,
-      cmd: fillPlaceholders(splitCommand(pool.command), { base_path: basePath, port: String(this.config.containerPort), ip: '0.0.0.0', token }),
-      env: [`NBPOOL_BASE_PATH=${basePath}`, ...(token ? [`JUPYTER_TOKEN=${token}`] : [])],
-      labels: {
-        [LABELS.instance]: this.config.instance,
-        [LABELS.pool]: poolName,
-        [LABELS.user]: id,
-        [LABELS.route]: `/user/${id}`,
-        [LABELS.created]: String(now),
-        [LABELS.generation]: String(this.core.get(id)!.generation),
-        ...(token ? { [LABELS.token]: token } : {}),
-      },
-      port: this.config.containerPort,
-      publishIp: this.config.containerIp,
-      network: this.config.dockerNetwork,
-      user: this.config.containerUser,
-      memoryBytes: pool.memoryBytes,
-      cpuQuota: pool.cpuQuota,
-      cpuShares: pool.cpuShares,
-      pidsLimit: this.config.pidsLimit || undefined,
-      binds: this.config.hostDirectories,
-    };
+    const c = this.core.starting(poolName, id, now);
+    this.remember(id, { token: token || undefined });
+    const spec = containerSpec(this.config, pool, { id, token, createdAt: now, generation: c.generation });
     this.creating.add(id);
     try {
       const started = await this.deps.backend.start(spec);
-      this.remember(id, { name, token: token || undefined, ...started });
+      this.remember(id, { token: token || undefined, ...started, startedAt: Date.now() });
     } catch (err) {
       this.creating.delete(id);
-      this.log.warn({ err: (err as Error).message, pool: poolName }, 'container failed to start');
+      this.log.warn({ err: (err as Error).message, pool: poolName, backend: this.deps.backend.kind }, 'container failed to start');
+      this.lastFailure.set(poolName, `container failed to start: ${(err as Error).message}`);
       this.fail(id);
       return;
     }
@@ -411,21 +329,19 @@ export class Orchestrator {
     const pool = this.pools.get(poolName)!;
     const info = this.info.get(id);
     if (!info?.target || !info.containerId) return;
-    const url = `${info.target}/user/${id}/${pool.probePath.replace(/^\//, '')}`;
+    const url = `${info.target}${basePath(id)}${pool.probePath.replace(/^\//, '')}`;
     const deadline = Date.now() + this.config.probeTimeout * 1000;
     let lastError = '';
     let nextLivenessCheck = Date.now() + 500;
     while (Date.now() < deadline && this.core.get(id)?.state === 'starting' && !this.stopping) {
       try {
-        const status = await probeOnce(url, Math.min(2000, Math.max(50, deadline - Date.now())));
-        if (status >= 200 && status < 400) {
-          if (this.core.admitted(id)) {
-            this.log.debug({ id, pool: poolName }, 'container admitted');
-            this.kick();
-          }
-          return;
+        await this.deps.probe.check(url, Math.min(2000, Math.max(50, deadline - Date.now())));
+        this.lastFailure.delete(poolName);
+        if (this.core.admitted(id)) {
+          this.log.debug({ id, pool: poolName }, 'container admitted');
+          this.kick();
         }
-        lastError = `answered ${status}`;
+        return;
       } catch (err) {
         lastError = (err as Error).message;
       }
@@ -440,6 +356,7 @@ export class Orchestrator {
     }
     if (this.stopping || this.core.get(id)?.state !== 'starting') return;
     this.log.warn({ id, pool: poolName, lastError, probe: url }, 'container never answered its probe; removing it');
+    this.lastFailure.set(poolName, `container never answered its probe: ${lastError}`);
     this.fail(id);
   }
 
@@ -457,29 +374,36 @@ export class Orchestrator {
     if (!c) return;
     const wasClaimed = c.state === 'claimed';
     this.core.removing(id);
+    this.shares.release(id);
     this.log.debug({ id, pool: c.pool, reason }, 'retiring container');
-    if (wasClaimed) void this.track(this.deps.routes.deleteRoute(`/user/${id}`).catch((err: unknown) => this.log.warn({ err, id }, 'could not delete route')));
+    if (wasClaimed) void this.track(this.deps.routes.deleteRoute(routePath(id)).catch((err: unknown) => this.log.warn({ err, id }, 'could not delete route')));
     this.dispose(id);
   }
 
   private dispose(id: string): void {
     const containerId = this.info.get(id)?.containerId;
-    if (containerId) this.removals.add(containerId);
+    if (containerId) this.removeFromEngine(containerId);
     // Without an engine id: either the start is in flight (startOne retires it when the engine
     // answers) or it failed and the backend left nothing behind.
     else if (!this.creating.has(id)) this.forget(id);
   }
 
-  private onRemoved(containerId: string, _ok: boolean): void {
-    const id = this.byContainerId.get(containerId);
-    if (id) this.forget(id);
-    this.kick();
+  private removeFromEngine(containerId: string): void {
+    this.engineWork.add(`remove:${containerId}`, {
+      run: (signal) => this.deps.backend.remove(containerId, signal),
+      done: () => {
+        const id = this.byContainerId.get(containerId);
+        if (id) this.forget(id);
+        this.kick();
+      },
+    });
   }
 
   private forget(id: string): void {
     const containerId = this.info.get(id)?.containerId;
     if (containerId) this.byContainerId.delete(containerId);
     this.info.delete(id);
+    this.shares.release(id);
     this.core.removed(id);
   }
 
@@ -507,14 +431,30 @@ export class Orchestrator {
     return Math.max(2, Math.ceil(this.config.probeTimeout / 4));
   }
 
-  private guard(poolName: string | undefined): PoolConfig {
+  /** Whether this visitor may claim now: the node is up, the pool exists, the client is within its share. */
+  private guard(poolName: string | undefined, context: ClaimContext): PoolConfig {
     if (this.stopping) throw new ServiceUnavailable('this node is shutting down; try again', 5);
-    return this.poolOf(poolName);
+    const pool = this.poolOf(poolName);
+    if (context.client !== undefined) {
+      const verdict = this.shares.check(context.client, Date.now());
+      if (!verdict.ok) {
+        this.metrics.turnedAway.inc({ pool: pool.name });
+        throw new TooManyRequests(
+          verdict.why === 'cap'
+            ? `this address already holds ${this.config.maxPerClient} containers, the most one visitor may hold at once; close one or try again later`
+            : 'too many new containers asked for from this address; try again in a little while',
+          verdict.retryAfterS,
+        );
+      }
+    }
+    return pool;
   }
 
   /** Claims a warm container now, or returns undefined when the visitor must wait. */
   async claimNow(poolName: string | undefined, context: ClaimContext, startedAt = performance.now()): Promise<Claim | undefined> {
-    const pool = this.guard(poolName);
+    const pool = this.guard(poolName, context);
+    // While the engine is not trusted, a warm container may be dead: the visitor waits instead.
+    if (!this.engineTrusted) return undefined;
     let container: PoolContainer | undefined;
     try {
       container = this.core.claim(pool.name, Date.now());
@@ -522,7 +462,26 @@ export class Orchestrator {
       throw this.mapPoolError(err);
     }
     if (!container) return undefined;
+    if (context.client !== undefined) this.shares.spend(context.client, Date.now());
     return this.finishClaim(container, context, startedAt);
+  }
+
+  /** A visitor joins the line; their place counts toward their client's share until it is served or left. */
+  private addPending(p: PendingWaiter): void {
+    this.pending.set(p.waiter.id, p);
+    const client = p.context.client;
+    if (client !== undefined) {
+      this.shares.spend(client, Date.now());
+      this.shares.hold(client, p.waiter.id);
+    }
+  }
+
+  /** A visitor leaves the line (served, expired, gone, drained). */
+  private takePending(waiterId: string): PendingWaiter | undefined {
+    const p = this.pending.get(waiterId);
+    this.pending.delete(waiterId);
+    this.shares.release(waiterId);
+    return p;
   }
 
   /** Claims now or waits in line (API: up to --spawn-wait; page visitors use tickets). */
@@ -537,7 +496,7 @@ export class Orchestrator {
       throw new TooManyRequests(`no container of pool ${pool.name} is free; try again`, this.retryAfter());
     }
     return new Promise<Claim>((resolve, reject) => {
-      const waiter: Waiter = { id: newId(), pool: pool.name, enqueuedAt: now, deadline: now + waitMs };
+      const waiter: Waiter = { id: newVisitorId(), pool: pool.name, enqueuedAt: now, deadline: now + waitMs };
       try {
         this.core.enqueue(waiter);
       } catch (err) {
@@ -545,16 +504,16 @@ export class Orchestrator {
         reject(this.mapPoolError(err, true));
         return;
       }
-      this.pending.set(waiter.id, { waiter, context, startedAt, resolve, reject });
+      this.addPending({ waiter, context, startedAt, resolve, reject });
       this.kick();
     });
   }
 
   /** Puts a loading-page visitor in line and returns their ticket id. */
   enqueueTicket(poolName: string | undefined, context: ClaimContext): string {
-    const pool = this.guard(poolName);
+    const pool = this.guard(poolName, context);
     const now = Date.now();
-    const waiter: Waiter = { id: newId(), pool: pool.name, enqueuedAt: now, deadline: now + this.config.queueWait * 1000 };
+    const waiter: Waiter = { id: newVisitorId(), pool: pool.name, enqueuedAt: now, deadline: now + this.config.queueWait * 1000 };
     try {
       this.core.enqueue(waiter);
     } catch (err) {
@@ -563,7 +522,7 @@ export class Orchestrator {
     }
     const ticket: Ticket = { id: waiter.id, pool: pool.name, state: 'waiting', lastSeen: now, openPolls: 0, changed: [] };
     this.tickets.set(ticket.id, ticket);
-    this.pending.set(waiter.id, {
+    this.addPending({
       waiter,
       context,
       startedAt: performance.now(),
@@ -616,9 +575,9 @@ export class Orchestrator {
   }
 
   private serveWaiters(): void {
+    if (!this.engineTrusted) return;
     for (const { waiter, container } of this.core.serveWaiters(Date.now())) {
-      const p = this.pending.get(waiter.id);
-      this.pending.delete(waiter.id);
+      const p = this.takePending(waiter.id);
       if (!p) {
         // Cannot happen (waiters leave the core and `pending` together); never hand it out twice.
         this.retire(container.id, 'orphan-claim');
@@ -631,15 +590,17 @@ export class Orchestrator {
   private async finishClaim(container: PoolContainer, context: ClaimContext, startedAt: number): Promise<Claim> {
     const pool = this.pools.get(container.pool)!;
     const info = this.info.get(container.id)!;
+    // Written down before anything is answered: a crash from here on cannot hand it out again.
+    this.deps.journal.record(container.id);
+    if (context.client !== undefined) this.shares.hold(context.client, container.id);
     try {
-      await this.deps.routes.addRoute(`/user/${container.id}`, this.routeData(container));
+      await this.deps.routes.addRoute(routePath(container.id), this.routeData(container));
     } catch (err) {
       this.log.error({ err, id: container.id }, 'proxy refused the route; retiring the container');
       this.retire(container.id, 'route-failed');
       throw err instanceof HttpError ? err : new HttpError(502, `the proxy did not take the route: ${(err as Error).message}`);
     }
-    // Durable claim marker (labels cannot change): a restart must never hand this container out again.
-    this.markClaimed(container.id, info);
+    this.markClaimed(container.id);
     if (pool.claimHook) await this.runHook(container, pool, info, context);
     const latencyMs = performance.now() - startedAt;
     this.metrics.claims.inc({ pool: pool.name });
@@ -649,7 +610,7 @@ export class Orchestrator {
     return {
       id: container.id,
       pool: pool.name,
-      url: this.visitorUrl(container.id, pool, context, info.token),
+      url: visitorUrl(container.id, pool.redirectUri, context, info.token),
       target: info.target!,
       token: info.token,
       latencyMs,
@@ -663,41 +624,24 @@ export class Orchestrator {
   returningVisitorUrl(id: string, context: ClaimContext): string | undefined {
     const container = this.core.get(id);
     if (container?.state !== 'claimed') return undefined;
-    return this.visitorUrl(id, this.poolOf(container.pool), context, this.info.get(id)?.token);
+    return visitorUrl(id, this.poolOf(container.pool).redirectUri, context, this.info.get(id)?.token);
   }
 
-  private visitorUrl(id: string, pool: PoolConfig, context: ClaimContext, token: string | undefined): string {
-    const path = context.path && context.path !== '/' ? context.path : pool.redirectUri;
-    const params = new URLSearchParams(context.query);
-    params.delete('pool');
-    params.delete('ticket');
-    if (token) params.set('token', token);
-    const query = params.toString();
-    return `/user/${id}/${path.replace(/^\/+/, '')}${query ? `?${query}` : ''}`;
+  /** Why a visitor's container stopped (out of memory, exited), while that is recent. */
+  stoppedReason(id: string): string | undefined {
+    const entry = this.stopped.get(id);
+    return entry && Date.now() - entry.at < STOPPED_KEEP_MS ? entry.reason : undefined;
   }
 
-  private markClaimed(id: string, info: ContainerInfo): void {
-    this.markQueue.push(() =>
-      this.deps.backend.markClaimed(info.containerId!).catch((err: unknown) => this.log.warn({ err, id }, 'could not mark container claimed')),
-    );
-    this.pumpMarks();
-  }
-
-  private pumpMarks(): void {
-    while (this.marking < MARK_PARALLEL && this.markQueue.length > 0) {
-      const job = this.markQueue.shift()!;
-      this.marking++;
-      void this.track(
-        job().finally(() => {
-          this.marking--;
-          this.pumpMarks();
-        }),
-      );
-    }
+  /** The engine's durable claim marker, off the claim path (the journal covers the gap). */
+  private markClaimed(id: string): void {
+    const containerId = this.info.get(id)?.containerId;
+    if (!containerId) return;
+    this.engineWork.add(`mark:${containerId}`, { urgent: true, run: () => this.deps.backend.markClaimed(containerId) });
   }
 
   private async runHook(container: PoolContainer, pool: PoolConfig, info: ContainerInfo, context: ClaimContext): Promise<void> {
-    const env = [`NBPOOL_QUERY=${context.query}`, `NBPOOL_POOL=${pool.name}`, `NBPOOL_BASE_PATH=/user/${container.id}/`];
+    const env = [`NBPOOL_QUERY=${context.query}`, `NBPOOL_POOL=${pool.name}`, `NBPOOL_BASE_PATH=${basePath(container.id)}`];
     for (const [key, value] of new URLSearchParams(context.query)) {
       if (/^[A-Za-z0-9_]{1,64}$/.test(key)) env.push(`NBPOOL_Q_${key}=${value}`);
     }
@@ -719,59 +663,71 @@ export class Orchestrator {
     }
   }
 
-  // ---- culling and healing -------------------------------------------------------------------
+  // ---- reconcile, culling and the engine's events ------------------------------------------------
 
-  /** One cull-and-heal pass; passes never overlap, and no error escapes. */
-  cullPass(): Promise<void> {
-    if (this.cullRunning || this.stopping) return this.cullRunning ?? Promise.resolve();
-    this.cullRunning = this.runCullPass()
-      .catch((err: unknown) => this.log.error({ err }, 'cull pass failed; trying again next period'))
-      .finally(() => (this.cullRunning = undefined));
-    return this.cullRunning;
+  /** One reconcile pass (and a cull when one is due); passes never overlap and no error escapes. */
+  reconcilePass(): Promise<void> {
+    if (this.reconcileRunning || this.stopping) return this.reconcileRunning ?? Promise.resolve();
+    this.reconcileRunning = this.runReconcilePass()
+      .catch((err: unknown) => this.log.error({ err }, 'reconcile pass failed; trying again next period'))
+      .finally(() => (this.reconcileRunning = undefined));
+    return this.reconcileRunning;
   }
 
-  private async runCullPass(): Promise<void> {
-    const instance = this.config.instance;
-    const [routes, found] = await Promise.all([this.deps.routes.getRoutes(), this.deps.backend.list(LABELS.instance, instance)]);
-    const now = Date.now();
-    const byUser = new Map(found.map((c) => [c.labels[LABELS.user] ?? '', c]));
+  private known(): KnownContainer[] {
+    return this.core.list().map((c) => {
+      const info = this.info.get(c.id);
+      return { id: c.id, pool: c.pool, state: c.state, containerId: info?.containerId, target: info?.target, startedAt: info?.startedAt };
+    });
+  }
 
-    // Heal: containers that died or vanished behind our back.
-    for (const c of this.core.list()) {
-      if (c.state === 'removing' || c.state === 'starting') continue;
-      const engine = byUser.get(c.id);
-      if (!engine || !engine.running) {
-        this.log.warn({ id: c.id, pool: c.pool, state: c.state, present: Boolean(engine) }, 'container died or vanished; replacing it');
-        this.metrics.healed.inc({ pool: c.pool });
-        this.retire(c.id, 'dead');
-        if (!engine) this.forget(c.id);
+  private async runReconcilePass(): Promise<void> {
+    const listedAt = Date.now();
+    const [routes, engine] = await Promise.all([this.deps.routes.getRoutes(), this.deps.backend.list(LABELS.instance, this.config.instance)]);
+    const { actions, lastActivity } = reconcile({ instance: this.config.instance, known: this.known(), engine, listedAt, routes });
+    for (const action of actions) {
+      switch (action.kind) {
+        case 'replace-dead': {
+          const c = this.core.get(action.id);
+          if (!c) break;
+          this.log.warn({ id: c.id, pool: c.pool, state: c.state, reason: action.reason }, 'container died or vanished; replacing it');
+          this.containerStopped(c, action.reason === 'vanished' ? 'removed' : 'stopped');
+          if (action.reason === 'vanished') this.forget(c.id);
+          break;
+        }
+        case 'replace-leaving': {
+          const c = this.core.get(action.id);
+          if (c?.state !== 'warm') break;
+          this.log.info({ id: c.id, pool: c.pool }, "warm container's machine is leaving; replacing it elsewhere");
+          this.retire(c.id, 'leaving');
+          break;
+        }
+        case 'remove-unknown':
+          this.removeFromEngine(action.containerId);
+          break;
+        case 'delete-route':
+          this.log.info({ path: action.path }, 'deleting a route with no container');
+          await this.deps.routes.deleteRoute(action.path);
+          break;
+        case 'add-route': {
+          const c = this.core.get(action.id);
+          if (c?.state !== 'claimed') break;
+          this.log.warn({ id: c.id }, 'proxy lost or misdirected a visitor route; adding it back');
+          await this.deps.routes.addRoute(routePath(c.id), this.routeData(c));
+          break;
+        }
       }
     }
-    // Containers of this instance we do not know (a removal given up, a start cut short): remove.
-    for (const c of found) {
-      const id = c.labels[LABELS.user];
-      if (!id || !this.core.get(id)) this.removals.add(c.containerId);
+    const now = Date.now();
+    if (now - this.lastCull >= this.config.cullPeriod * 1000) {
+      this.lastCull = now;
+      this.cull(now, lastActivity);
+      this.deps.journal.compact(this.core.list({ state: 'claimed' }).map((c) => c.id));
     }
-    // Routes: this instance's routes with no claimed container are deleted; lost routes re-added.
-    const lastActivity = new Map<string, number>();
-    for (const [path, data] of Object.entries(routes)) {
-      const id = /^\/user\/([^/]+)$/.exec(path)?.[1];
-      if (!id || data.instance !== instance) continue;
-      const c = this.core.get(id);
-      if (!c || (c.state !== 'claimed' && c.state !== 'removing')) {
-        this.log.info({ path }, 'deleting a route with no container');
-        await this.deps.routes.deleteRoute(path);
-        continue;
-      }
-      if (data.last_activity) lastActivity.set(id, Date.parse(data.last_activity) || 0);
-    }
-    for (const c of this.core.list({ state: 'claimed' })) {
-      if (!routes[`/user/${c.id}`]) {
-        this.log.warn({ id: c.id }, 'proxy lost a visitor route; adding it back');
-        await this.deps.routes.addRoute(`/user/${c.id}`, this.routeData(c));
-      }
-    }
-    // Cull.
+    this.kick();
+  }
+
+  private cull(now: number, lastActivity: ReadonlyMap<string, number>): void {
     for (const { id, reason } of this.core.cullPlan(now, lastActivity, this.config.cullTimeout * 1000, this.config.cullMax * 1000)) {
       const c = this.core.get(id)!;
       this.log.info({ id, pool: c.pool, reason }, 'culling container');
@@ -779,7 +735,59 @@ export class Orchestrator {
       this.history.recordCull(c.pool);
       this.retire(id, reason);
     }
+  }
+
+  /** A warm or claimed container is no longer running: out of service, and its visitor is told why. */
+  private containerStopped(c: PoolContainer, reason: string): void {
+    this.metrics.healed.inc({ pool: c.pool });
+    if (c.state === 'claimed') {
+      if (this.stopped.size >= STOPPED_KEEP_MAX) this.stopped.delete(this.stopped.keys().next().value!);
+      this.stopped.set(c.id, { reason, at: Date.now() });
+    }
+    this.retire(c.id, 'dead');
+  }
+
+  private onEngineExit(containerId: string, reason: string): void {
+    const id = this.byContainerId.get(containerId);
+    const c = id ? this.core.get(id) : undefined;
+    if (!c || (c.state !== 'warm' && c.state !== 'claimed')) return;
+    this.log.warn({ id: c.id, pool: c.pool, state: c.state, reason }, c.state === 'claimed' ? "a visitor's container stopped" : 'a warm container stopped; replacing it');
+    this.containerStopped(c, reason);
     this.kick();
+  }
+
+  private onEngineLost(err: Error): void {
+    if (this.stopping) return;
+    this.engineTrusted = false;
+    this.metrics.engineDisconnects.inc();
+    this.log.error({ err: err.message, backend: this.deps.backend.kind }, 'lost the container engine: no claims from the warm pool and no starts until it is back');
+  }
+
+  /** The engine is back: its containers may have died meanwhile, so reconcile before claiming again. */
+  private onEngineRestored(): void {
+    this.log.warn({ backend: this.deps.backend.kind }, 'the container engine is back; reconciling before claims resume');
+    const attempt = async (): Promise<void> => {
+      while (!this.stopping) {
+        try {
+          await this.reconcileNow();
+          this.engineTrusted = true;
+          this.log.info('reconciled with the engine; claims and refills resume');
+          this.kick();
+          return;
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'reconcile after reconnect failed; trying again');
+          await sleep(1000);
+        }
+      }
+    };
+    void this.track(attempt());
+  }
+
+  /** Runs a reconcile pass now (waiting for one in flight first), letting its error through. */
+  private async reconcileNow(): Promise<void> {
+    await this.reconcileRunning;
+    this.reconcileRunning = this.runReconcilePass().finally(() => (this.reconcileRunning = undefined));
+    await this.reconcileRunning;
   }
 
   // ---- admin ---------------------------------------------------------------------------------
@@ -804,8 +812,7 @@ export class Orchestrator {
   drain(poolName: string, empty: boolean): void {
     this.poolOf(poolName);
     for (const w of this.core.waitersOf(poolName)) {
-      const p = this.pending.get(w.id);
-      this.pending.delete(w.id);
+      const p = this.takePending(w.id);
       p?.reject(new ServiceUnavailable(`pool ${poolName} is draining`, this.retryAfter()));
     }
     this.core.setDraining(poolName, true);
@@ -835,7 +842,9 @@ export class Orchestrator {
       waiting: f.waiting,
       failures: f.failures,
       ...(f.backoffUntil ? { backoff_until: new Date(f.backoffUntil).toISOString() } : {}),
+      ...(this.lastFailure.has(name) ? { last_failure: this.lastFailure.get(name) } : {}),
       draining: f.draining,
+      refill_paused: f.refillPaused,
       generation: f.generation,
       redirect_uri: pool.redirectUri,
     };
@@ -850,7 +859,7 @@ export class Orchestrator {
     }
     const t = this.core.totals();
     return {
-      available: this.stopping ? 0 : available,
+      available: this.stopping || !this.engineTrusted ? 0 : available,
       capacity: this.config.capacity,
       version: this.deps.version,
       container_image: this.config.pools[0]!.image,

@@ -38,6 +38,13 @@ export interface PoolLimits {
   queueLimit: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /**
+   * Refill yields to claims: for this long after a pool's last claim, its replacements start at
+   * most `refillParallel` at a time (engine starts take the CPU a burst of claims needs), unless
+   * the pool is running dry. Then it catches up at full parallelism.
+   */
+  refillDelayMs: number;
+  refillParallel: number;
 }
 
 export const DEFAULT_LIMITS: PoolLimits = {
@@ -46,6 +53,8 @@ export const DEFAULT_LIMITS: PoolLimits = {
   queueLimit: 1000,
   backoffBaseMs: 500,
   backoffMaxMs: 30_000,
+  refillDelayMs: 250,
+  refillParallel: 1,
 };
 
 interface PoolRecord {
@@ -58,6 +67,8 @@ interface PoolRecord {
   consecutiveFailures: number;
   backoffUntil: number;
   waiters: Waiter[];
+  /** When a container of this pool was last handed out (-Infinity: never). */
+  lastClaimAt: number;
 }
 
 export interface Waiter {
@@ -79,6 +90,8 @@ export interface PoolFigures {
   backoffUntil?: number;
   draining: boolean;
   generation: number;
+  /** Refill is held back because claims are arriving (see PoolLimits.refillDelayMs). */
+  refillPaused: boolean;
 }
 
 export type CullReason = 'idle' | 'max-age';
@@ -116,6 +129,7 @@ export class PoolCore {
       failures: 0,
       consecutiveFailures: 0,
       backoffUntil: 0,
+      lastClaimAt: -Infinity,
       waiters: [],
     });
   }
@@ -245,6 +259,7 @@ export class PoolCore {
     if (!best) return undefined;
     best.state = 'claimed';
     best.claimedAt = now;
+    pool.lastClaimAt = now;
     return best;
   }
 
@@ -326,11 +341,17 @@ export class PoolCore {
     for (const pool of this.pools.values()) {
       if (pool.draining || pool.backoffUntil > now) continue;
       let ready = 0;
+      let warm = 0;
+      let creatingHere = 0;
       for (const c of this.containers.values()) {
-        if (c.pool !== pool.name || c.generation !== pool.generation) continue;
+        if (c.pool !== pool.name) continue;
+        if (c.state === 'starting' && c.phase === 'creating') creatingHere++;
+        if (c.generation !== pool.generation) continue;
         if (c.state === 'warm' || c.state === 'starting') ready++;
+        if (c.state === 'warm') warm++;
       }
-      const deficit = pool.size + pool.waiters.length - ready;
+      let deficit = pool.size + pool.waiters.length - ready;
+      if (this.refillPaused(pool, warm, now)) deficit = Math.min(deficit, this.limits.refillParallel - creatingHere);
       if (deficit > 0) deficits.set(pool.name, deficit);
     }
     const plan = new Map<string, number>();
@@ -344,6 +365,15 @@ export class PoolCore {
       }
     }
     return plan;
+  }
+
+  /**
+   * Claims are arriving (the last one within refillDelayMs) and the pool is not running dry (no
+   * one waiting, and at least a quarter of its size, and one, still warm).
+   */
+  private refillPaused(pool: PoolRecord, warm: number, now: number): boolean {
+    if (now - pool.lastClaimAt >= this.limits.refillDelayMs || pool.waiters.length > 0) return false;
+    return warm >= Math.max(1, Math.ceil(pool.size / 4));
   }
 
   /**
@@ -433,9 +463,11 @@ export class PoolCore {
       failures: pool.failures,
       draining: pool.draining,
       generation: pool.generation,
+      refillPaused: false,
     };
     if (pool.backoffUntil > now) f.backoffUntil = pool.backoffUntil;
     for (const c of this.containers.values()) if (c.pool === poolName) f[c.state]++;
+    f.refillPaused = f.warm < f.size && this.refillPaused(pool, f.warm, now);
     return f;
   }
 

@@ -8,18 +8,23 @@
  * page (GET / or /status) needs no token itself.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { BadRequest, Forbidden, HttpError, MethodNotAllowed, NotFound } from '../shared/errors.js';
+import { BadRequest, ConfigError, Forbidden, HttpError, MethodNotAllowed, NotFound } from '../shared/errors.js';
 import { closeServer, listenOn } from '../shared/net.js';
 import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
+import { clientAddress, clientKey, trustedProxies } from '../shared/client-address.js';
 import { affinityCookie, readCookie } from '../shared/cookies.js';
 import { statusPageHtml } from '../shared/status-page.js';
 import type { RouteTableClient } from '../shared/types.js';
 import type { ContainerBackend } from './backend.js';
 import type { OrchestratorConfig } from './config.js';
+import { FileClaimJournal } from './claim-journal.js';
 import { DockerBackend } from './docker-backend.js';
+import { HttpProbe } from './probe.js';
+import { InstanceTaken } from './instance-owner.js';
 import { Orchestrator, type ClaimContext } from './orchestrator.js';
 import { fullPage, loadingPage, waitingPage } from './pages.js';
 
@@ -80,8 +85,11 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
     ? { 'Access-Control-Allow-Origin': config.allowOrigin, 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Content-Type, Authorization', 'Access-Control-Max-Age': '600' }
     : {};
 
+  const trusted = trustedProxies(config.trustedProxy);
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { path, query } = splitUrl(req);
+    const client = clientKey(clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted));
     const params = new URLSearchParams(query);
     const method = req.method ?? 'GET';
     const isApi = path.startsWith('/api/');
@@ -106,7 +114,7 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
       const body = text.trim() ? parseJsonObject(text) : {};
       const pool = typeof body.pool === 'string' ? body.pool : (params.get('pool') ?? undefined);
       if (body.path !== undefined && typeof body.path !== 'string') throw new BadRequest('"path" must be a string');
-      const context: ClaimContext = { path: body.path ? safePath(body.path as string) : '', query };
+      const context: ClaimContext = { path: body.path ? safePath(body.path as string) : '', query, client };
       const claim = await orch.claimOrWait(pool, context, config.spawnWait * 1000);
       sendJson(res, 200, { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) });
       return;
@@ -131,7 +139,7 @@ function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logg
       return;
     }
     const rest = spawn[1] && spawn[1] !== '/' ? safePath(spawn[1]) : '';
-    const context: ClaimContext = { path: rest, query };
+    const context: ClaimContext = { path: rest, query, client };
     const pool = params.get('pool') ?? undefined;
     const ticket = params.get('ticket');
     const returning = readCookie(req, VISITOR_COOKIE);
@@ -244,6 +252,16 @@ function adminHandler(orch: Orchestrator, config: OrchestratorConfig, registry: 
   };
 }
 
+/** Sole ownership of the instance on the engine, or one clear line saying who has it. */
+async function acquireInstance(backend: ContainerBackend, instance: string): Promise<() => Promise<void>> {
+  try {
+    return await backend.acquireInstance(instance);
+  } catch (err) {
+    if (!(err instanceof InstanceTaken)) throw err;
+    throw new ConfigError(`${err.message}; give this one its own --instance NAME (if that one is gone for good: ${err.clearHint})`);
+  }
+}
+
 /**
  * Starts the orchestrator: adopts this instance's containers, fills the pools, and serves the
  * public handler and the admin API on their (possibly ephemeral) ports.
@@ -253,14 +271,23 @@ export async function startOrchestrator(
   deps: { routes: RouteTableClient; log: Logger; backend?: ContainerBackend },
 ): Promise<RunningOrchestrator> {
   const registry = createRegistry('orchestrator');
+  const backend = deps.backend ?? new DockerBackend();
+  const release = await acquireInstance(backend, config.instance);
   const orch = new Orchestrator(config, {
     routes: deps.routes,
     log: deps.log,
-    backend: deps.backend ?? new DockerBackend(),
+    backend,
+    probe: new HttpProbe(),
+    journal: new FileClaimJournal(config.claimsJournal ?? join('.nbpool', `claims-${config.instance}.log`)),
     registry,
     version: packageVersion(),
   });
-  await orch.start();
+  try {
+    await orch.start();
+  } catch (err) {
+    await release();
+    throw err;
+  }
   const publicServer = createServer(publicHandler(orch, config, deps.log));
   const adminServer = createServer(adminHandler(orch, config, registry, deps.log));
   publicServer.keepAliveTimeout = 65_000;
@@ -271,6 +298,7 @@ export async function startOrchestrator(
     adminUrl = `http://${await listenOn(adminServer, config.adminPort, config.adminIp)}`;
   } catch (err) {
     await orch.stop();
+    await release();
     publicServer.close();
     adminServer.close();
     throw err;
@@ -285,7 +313,7 @@ export async function startOrchestrator(
       closing ??= (async () => {
         await orch.stop();
         // Long polls would hold shutdown for seconds: cut every connection at once.
-        await Promise.all([closeServer(publicServer, 0), closeServer(adminServer, 0)]);
+        await Promise.all([closeServer(publicServer, 0), closeServer(adminServer, 0), release()]);
       })();
       return closing;
     },

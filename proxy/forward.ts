@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { BadRequest, HttpError } from '../shared/errors.js';
 import type { Target } from './route-service.js';
+import { ClientFrameScanner } from './ws-frames.js';
 
 /** The target answered something that cannot be passed on. */
 export class BadGateway extends HttpError {
@@ -79,79 +80,101 @@ function withoutFrameAncestors(csp: string): string {
     .trim();
 }
 
-export class Forwarder {
+/** The path sent to the target: prefix stripped or not, target path prepended or not (CHP's rules). */
+export function upstreamPath(url: string, prefix: string, target: Target, options: ForwardOptions): string {
+  let rest = url;
+  if (!options.includePrefix) {
+    let segments = 0;
+    for (let i = 1; i < prefix.length; i++) if (prefix.charCodeAt(i) === 47) segments++;
+    if (prefix.length > 1) segments++;
+    if (options.hostRouting && prefix.length > 1) segments--;
+    let cut = 0;
+    for (let s = 0; s < segments; s++) {
+      const slash = url.indexOf('/', cut + 1);
+      const query = url.indexOf('?', cut + 1);
+      const end = Math.min(slash === -1 ? url.length : slash, query === -1 ? url.length : query);
+      cut = end;
+      if (end === url.length || end === query) break;
+    }
+    rest = url.slice(cut);
+  }
+  if (rest === '' || rest.charCodeAt(0) !== 47) rest = '/' + rest;
+  return options.prependPath && target.path !== '' ? target.path + rest : rest;
+}
+
+/** The headers sent to the target: hop-by-hop ones dropped, X-Forwarded-* and custom ones added. */
+export function forwardedRequestHeaders(req: IncomingMessage, upgrade: boolean, options: ForwardOptions): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  const source = req.headers;
+  for (const name in source) {
+    if (HOP_BY_HOP_REQUEST.has(name)) continue;
+    headers[name] = source[name];
+  }
+  if (upgrade) {
+    headers.connection = 'Upgrade';
+    headers.upgrade = source.upgrade;
+  }
+  if (options.xForward) {
+    const tls = options.publicTls;
+    appendForwarded(headers, 'x-forwarded-for', req.socket.remoteAddress ?? '');
+    appendForwarded(headers, 'x-forwarded-port', portOf(req, tls));
+    appendForwarded(headers, 'x-forwarded-proto', upgrade ? (tls ? 'wss' : 'ws') : tls ? 'https' : 'http');
+    if (!headers['x-forwarded-host'] && source.host) headers['x-forwarded-host'] = source.host;
+  }
+  const custom = options.customHeaders;
+  for (const name in custom) headers[name] = custom[name];
+  return headers;
+}
+
+/** The target's response headers as a flat [name, value, ...] list, hop-by-hop and (optionally) framing headers removed. */
+export function relayedResponseHeaders(raw: readonly string[], options: ForwardOptions): string[] {
+  const out: string[] = [];
+  const frameAncestors = options.frameAncestors;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
+    if (frameAncestors !== undefined) {
+      if (lower === 'x-frame-options') continue;
+      if (lower === 'content-security-policy') {
+        const rest = withoutFrameAncestors(raw[i + 1]!);
+        if (rest !== '') out.push(name, rest);
+        continue;
+      }
+    }
+    out.push(name, raw[i + 1]!);
+  }
+  if (frameAncestors !== undefined) out.push('Content-Security-Policy', `frame-ancestors ${frameAncestors}`);
+  return out;
+}
+
+/**
+ * Copies `from` into `to` with back-pressure, `seen` looking at each chunk first: one 'data'
+ * listener per socket, where pipe() plus an activity listener made two (and an emit over two
+ * listeners copies the listener list on every chunk).
+ */
+function relay(from: Duplex, to: Duplex, seen?: (chunk: Buffer) => void): void {
+  from.on('data', (chunk: Buffer) => {
+    seen?.(chunk);
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.on('end', () => to.end());
+}
+
+/** What the proxy server needs of a forwarding engine (two are measured side by side, see bench/README.md). */
+export interface Forwarder {
+  web(req: IncomingMessage, res: ServerResponse, prefix: string, target: Target, hooks: ForwardHooks): void;
+  /** Forwards a WebSocket (or any) upgrade. */
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, prefix: string, target: Target, hooks: ForwardHooks): void;
+  close(): void;
+}
+
+export class NodeForwarder implements Forwarder {
   private readonly httpAgent = new HttpAgent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
   private readonly httpsAgent = new HttpsAgent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
 
   constructor(private readonly options: ForwardOptions) {}
-
-  /** The path sent to the target: prefix stripped or not, target path prepended or not (CHP's rules). */
-  upstreamPath(url: string, prefix: string, target: Target): string {
-    let rest = url;
-    if (!this.options.includePrefix) {
-      let segments = 0;
-      for (let i = 1; i < prefix.length; i++) if (prefix.charCodeAt(i) === 47) segments++;
-      if (prefix.length > 1) segments++;
-      if (this.options.hostRouting && prefix.length > 1) segments--;
-      let cut = 0;
-      for (let s = 0; s < segments; s++) {
-        const slash = url.indexOf('/', cut + 1);
-        const query = url.indexOf('?', cut + 1);
-        const end = Math.min(slash === -1 ? url.length : slash, query === -1 ? url.length : query);
-        cut = end;
-        if (end === url.length || end === query) break;
-      }
-      rest = url.slice(cut);
-    }
-    if (rest === '' || rest.charCodeAt(0) !== 47) rest = '/' + rest;
-    return this.options.prependPath && target.path !== '' ? target.path + rest : rest;
-  }
-
-  private requestHeaders(req: IncomingMessage, upgrade: boolean): OutgoingHttpHeaders {
-    const headers: OutgoingHttpHeaders = {};
-    const source = req.headers;
-    for (const name in source) {
-      if (HOP_BY_HOP_REQUEST.has(name)) continue;
-      headers[name] = source[name];
-    }
-    if (upgrade) {
-      headers.connection = 'Upgrade';
-      headers.upgrade = source.upgrade;
-    }
-    if (this.options.xForward) {
-      const tls = this.options.publicTls;
-      appendForwarded(headers, 'x-forwarded-for', req.socket.remoteAddress ?? '');
-      appendForwarded(headers, 'x-forwarded-port', portOf(req, tls));
-      appendForwarded(headers, 'x-forwarded-proto', upgrade ? (tls ? 'wss' : 'ws') : tls ? 'https' : 'http');
-      if (!headers['x-forwarded-host'] && source.host) headers['x-forwarded-host'] = source.host;
-    }
-    const custom = this.options.customHeaders;
-    for (const name in custom) headers[name] = custom[name];
-    return headers;
-  }
-
-  /** Response headers as a flat [name, value, ...] list, hop-by-hop and (optionally) framing headers removed. */
-  private responseHeaders(res: IncomingMessage): string[] {
-    const raw = res.rawHeaders;
-    const out: string[] = [];
-    const frameAncestors = this.options.frameAncestors;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      const lower = name.toLowerCase();
-      if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
-      if (frameAncestors !== undefined) {
-        if (lower === 'x-frame-options') continue;
-        if (lower === 'content-security-policy') {
-          const rest = withoutFrameAncestors(raw[i + 1]!);
-          if (rest !== '') out.push(name, rest);
-          continue;
-        }
-      }
-      out.push(name, raw[i + 1]!);
-    }
-    if (frameAncestors !== undefined) out.push('Content-Security-Policy', `frame-ancestors ${frameAncestors}`);
-    return out;
-  }
 
   private send(target: Target, method: string, path: string, headers: OutgoingHttpHeaders, agent: boolean): ClientRequest {
     const options = {
@@ -168,11 +191,10 @@ export class Forwarder {
     return upstream;
   }
 
-  /** Forwards one HTTP request. */
   web(req: IncomingMessage, res: ServerResponse, prefix: string, target: Target, hooks: ForwardHooks): void {
     const method = req.method ?? 'GET';
-    const path = this.upstreamPath(req.url ?? '/', prefix, target);
-    const headers = this.requestHeaders(req, false);
+    const path = upstreamPath(req.url ?? '/', prefix, target, this.options);
+    const headers = forwardedRequestHeaders(req, false, this.options);
     const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
     let upstream: ClientRequest;
     let answered = false;
@@ -193,7 +215,7 @@ export class Forwarder {
         }
         hooks.activity();
         try {
-          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, this.responseHeaders(upstreamRes));
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, relayedResponseHeaders(upstreamRes.rawHeaders, this.options));
         } catch (err) {
           // Node refuses to repeat some header the target sent (invalid characters): a bad gateway.
           upstreamRes.destroy();
@@ -239,12 +261,12 @@ export class Forwarder {
     }
   }
 
-  /** Forwards a WebSocket (or any) upgrade: handshake through node:http, then a raw two-way pipe. */
+  /** Handshake through node:http, then a raw two-way pipe. */
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, prefix: string, target: Target, hooks: ForwardHooks): void {
-    const path = this.upstreamPath(req.url ?? '/', prefix, target);
+    const path = upstreamPath(req.url ?? '/', prefix, target, this.options);
     let upstream: ClientRequest;
     try {
-      upstream = this.send(target, req.method ?? 'GET', path, this.requestHeaders(req, true), false);
+      upstream = this.send(target, req.method ?? 'GET', path, forwardedRequestHeaders(req, true, this.options), false);
     } catch (err) {
       hooks.failed(new BadRequest(`cannot forward this request: ${(err as Error).message}`));
       return;
@@ -282,10 +304,12 @@ export class Forwarder {
       upstreamSocket.setTimeout(0);
       (socket as Socket).setNoDelay?.(true);
       (socket as Socket).setTimeout?.(0);
-      socket.on('data', hooks.activity);
-      upstreamSocket.on('data', hooks.activity);
-      socket.pipe(upstreamSocket);
-      upstreamSocket.pipe(socket);
+      // Activity is what the visitor sends, pings and pongs aside: frame headers only, payloads skipped.
+      const frames = String(req.headers.upgrade).toLowerCase() === 'websocket' ? new ClientFrameScanner() : undefined;
+      relay(socket, upstreamSocket, (chunk) => {
+        if (frames === undefined || frames.scan(chunk)) hooks.activity();
+      });
+      relay(upstreamSocket, socket);
     });
 
     // The target answered without upgrading: relay that answer, then close.
@@ -296,7 +320,7 @@ export class Forwarder {
         return;
       }
       let text = `HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage ?? ''}\r\n`;
-      const headers = this.responseHeaders(upstreamRes);
+      const headers = relayedResponseHeaders(upstreamRes.rawHeaders, this.options);
       for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
       socket.write(text + 'Connection: close\r\n\r\n');
       upstreamRes.pipe(socket);

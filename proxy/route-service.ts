@@ -180,6 +180,7 @@ export class RouteService {
     try {
       activity = await openStore<ActivityRecord>(storeUrl, 'route-activity');
       const service = new RouteService(store, activity, options);
+      store.onEmptyRestart?.(() => service.recordsToRestore());
       service.unwatch.push(await store.watch((id, value) => service.applyRemote(id, value)));
       service.unwatch.push(await activity.watch((id, value) => service.applyActivity(id, value)));
       await service.resync(true);
@@ -327,6 +328,14 @@ export class RouteService {
       else orphans.push(id);
     }
     for (const id of orphans) await this.activity.delete(id);
+  }
+
+  /** The shared store restarted without its data: our table is written back rather than lost. */
+  private recordsToRestore(): Array<[string, RouteData]> {
+    this.generation++;
+    const records: Array<[string, RouteData]> = [...this.table.entries()].map(({ prefix, value }) => [prefix, this.record(value)]);
+    this.options.log.warn({ routes: records.length }, 'route store restarted empty; writing the route table back');
+    return records;
   }
 
   /** Writes last_activity of the routes that saw traffic since the last flush. */

@@ -18,7 +18,8 @@ import { createRegistry, serveMetrics } from '../shared/metrics.js';
 import type { RouteTableClient } from '../shared/types.js';
 import { apiHandler } from './api.js';
 import type { ProxyConfig } from './config.js';
-import { Forwarder, type ForwardHooks } from './forward.js';
+import { NodeForwarder, type Forwarder, type ForwardHooks } from './forward.js';
+import { HttpProxy3Forwarder } from './forward-http-proxy-3.js';
 import { createProxyMetrics } from './metrics.js';
 import { LocalRouteTableClient, RouteService, type RouteEntry } from './route-service.js';
 
@@ -170,7 +171,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   });
   const registry = createRegistry('proxy');
   const metrics = createProxyMetrics(registry, () => service.size);
-  const forwarder = new Forwarder({
+  const forwardOptions = {
     xForward: !config.noXForward,
     prependPath: !config.noPrependPath,
     includePrefix: !config.noIncludePrefix,
@@ -180,7 +181,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     clientTimeoutMs: config.timeout,
     frameAncestors: config.frameAncestors,
     publicTls: tls,
-  });
+  };
+  // Internal switch while both engines are measured side by side (bench/proxy.ts).
+  const forwarder: Forwarder =
+    process.env.NBPOOL_PROXY_FORWARDER === 'http-proxy-3' ? new HttpProxy3Forwarder(forwardOptions) : new NodeForwarder(forwardOptions);
   const errorPages = new ErrorPages(config.errorTarget, config.errorPath, log);
   const upgraded = new Set<Duplex>();
 

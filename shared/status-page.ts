@@ -125,7 +125,8 @@ function render(stats, samples) {
     document.getElementById('table-title').textContent = 'Pools';
     document.getElementById('table').innerHTML = '<tr><th>pool</th><th>image</th><th>size</th><th>warm</th><th>claimed</th><th>starting</th><th>waiting</th><th>failures</th><th>state</th></tr>' +
       Object.entries(stats.pools).map(([n, p]) => '<tr><td>' + esc(n) + '</td><td>' + esc(p.image) + '</td><td>' + p.size + '</td><td>' + p.warm + '</td><td>' + p.claimed +
-        '</td><td>' + p.starting + '</td><td>' + p.waiting + '</td><td>' + p.failures + '</td><td>' + (p.draining ? '<span class="draining">draining</span>' : p.backoff_until ? '<span class="down">backing off</span>' : '<span class="up">ok</span>') + '</td></tr>').join('');
+        '</td><td>' + p.starting + '</td><td>' + p.waiting + '</td><td>' + p.failures + '</td><td>' + (p.draining ? '<span class="draining">draining</span>' : p.backoff_until ? '<span class="down">backing off</span>' : p.refill_paused ? '<span class="draining">refill paused for claims</span>' : '<span class="up">ok</span>') +
+        (p.last_failure ? ' <span class="down">' + esc(p.last_failure) + '</span>' : '') + '</td></tr>').join('');
   } else if (stats.nodes) {
     const t = stats;
     tiles.push(tile('nodes up', stats.nodes.filter((n) => n.up).length + ' / ' + stats.nodes.length), tile('room', t.room ?? '–'),

@@ -21,6 +21,12 @@ export interface RecordStore<T> {
    * backend), so in-memory copies stay in sync. Memory and file stores have no other writers.
    */
   watch(onChange: (id: string, value: T | undefined) => void): Promise<Unsubscribe>;
+  /**
+   * Shared backends that can restart without their data (Redis without persistence): when the
+   * backend comes back holding none of our records, `records()` (the caller's in-memory copy) is
+   * written back before any other read or write goes through, so nothing is dropped.
+   */
+  onEmptyRestart?(records: () => Iterable<[string, T]>): void;
   close(): Promise<void>;
 }
 

@@ -37,6 +37,10 @@ export interface PoolStats {
   failures: number;
   /** Set while refills are backing off after repeated failures. */
   backoff_until?: string;
+  /** Replacements held back while a burst of claims is served (--refill-delay). */
+  refill_paused: boolean;
+  /** Why the last start failed, while no start has succeeded since (the engine's words). */
+  last_failure?: string;
   draining: boolean;
 }
 

@@ -36,12 +36,12 @@ export interface RunningProxy extends Proc {
 export const proxyToken = 'bench-token-' + process.pid;
 
 /** Starts a CHP-compatible proxy (`kind`: ours or CHP) on loopback with the given default target. */
-export async function startChpLike(kind: 'ours' | 'chp', name: string, defaultTarget: string, extraArgs: string[] = []): Promise<RunningProxy> {
+export async function startChpLike(kind: 'ours' | 'chp', name: string, defaultTarget: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningProxy> {
   const port = await freePort();
   const apiPort = await freePort();
   const flags = ['--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort), '--default-target', defaultTarget, '--log-level', 'warn', ...extraArgs];
   const args = kind === 'ours' ? [...ourNodeArgs, nbpoolBin, 'proxy', ...flags] : [chpBin, ...flags];
-  const proc = startProc(name, process.execPath, args, { CONFIGPROXY_AUTH_TOKEN: proxyToken });
+  const proc = startProc(name, process.execPath, args, { CONFIGPROXY_AUTH_TOKEN: proxyToken, ...env });
   await waitListening(proc, port);
   await waitListening(proc, apiPort);
   return { ...proc, port, apiPort, apiUrl: `http://127.0.0.1:${apiPort}`, url: `http://127.0.0.1:${port}` };

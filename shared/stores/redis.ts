@@ -8,6 +8,9 @@ function newClient(url: string, startupWaitMs: number) {
   const giveUpAt = Date.now() + startupWaitMs;
   const client = createClient({
     url,
+    // While disconnected, commands fail at once (a clear 503 upstream) instead of queueing: a queued
+    // command would run after a reconnect, before the restart check, against a restarted server.
+    disableOfflineQueue: true,
     socket: {
       connectTimeout: 5000,
       // Reconnect forever once we have been connected. Before that, retry only for a bounded
@@ -37,11 +40,36 @@ export class RedisStore<T> implements RecordStore<T> {
   private readonly origin = randomUUID();
   private subscriber: Client | undefined;
   private closing: Promise<void> | undefined;
+  /** The server's run_id: a new one after a reconnect means Redis restarted. */
+  private runId = '';
+  /** The restart check after a reconnect; every command waits for it. */
+  private restartCheck: Promise<void> = Promise.resolve();
+  private readonly restores: Array<() => Iterable<[string, T]>> = [];
 
   private constructor(
     private readonly client: Client,
     private readonly key: string,
-  ) {}
+  ) {
+    client.on('ready', () => {
+      this.restartCheck = this.checkRestart().catch(() => undefined);
+    });
+  }
+
+  private async serverRunId(): Promise<string> {
+    return /run_id:(\w+)/.exec(await this.client.info('server'))?.[1] ?? '';
+  }
+
+  /** After a reconnect: a restarted server holding none of our records gets them written back. */
+  private async checkRestart(): Promise<void> {
+    const runId = await this.serverRunId();
+    if (runId === this.runId) return;
+    this.runId = runId;
+    if ((await this.client.exists(this.key)) === 0) for (const records of this.restores) await this.write(records());
+  }
+
+  onEmptyRestart(records: () => Iterable<[string, T]>): void {
+    this.restores.push(records);
+  }
 
   static async open<T>(url: string, namespace: string, startupWaitMs: number): Promise<RedisStore<T>> {
     const client = newClient(url, startupWaitMs);
@@ -52,7 +80,9 @@ export class RedisStore<T> implements RecordStore<T> {
     } catch (err) {
       throw new ConfigError(`cannot connect to Redis at ${url}: ${(err as Error).message}`);
     }
-    return new RedisStore<T>(client, `nbpool:${namespace}`);
+    const store = new RedisStore<T>(client, `nbpool:${namespace}`);
+    store.runId = await store.serverRunId();
+    return store;
   }
 
   private get channel(): string {
@@ -60,11 +90,13 @@ export class RedisStore<T> implements RecordStore<T> {
   }
 
   async get(id: string): Promise<T | undefined> {
+    await this.restartCheck;
     const text = await this.client.hGet(this.key, id);
     return text == null ? undefined : (JSON.parse(text) as T);
   }
 
   async all(): Promise<Map<string, T>> {
+    await this.restartCheck;
     const hash = await this.client.hGetAll(this.key);
     const records = new Map<string, T>();
     for (const [id, text] of Object.entries(hash)) {
@@ -82,6 +114,11 @@ export class RedisStore<T> implements RecordStore<T> {
   }
 
   async putMany(entries: Iterable<[string, T]>): Promise<void> {
+    await this.restartCheck;
+    await this.write(entries);
+  }
+
+  private async write(entries: Iterable<[string, T]>): Promise<void> {
     const multi = this.client.multi();
     let count = 0;
     for (const [id, value] of entries) {
@@ -93,6 +130,7 @@ export class RedisStore<T> implements RecordStore<T> {
   }
 
   async delete(id: string): Promise<boolean> {
+    await this.restartCheck;
     const removed = await this.client.hDel(this.key, id);
     if (removed > 0) await this.client.publish(this.channel, JSON.stringify({ origin: this.origin, id, value: null } satisfies ChangeMessage));
     return removed > 0;

@@ -1,6 +1,8 @@
 /**
  * Extra Docker hosts for tests: each a dockerd of its own in a network namespace, with its own
- * address on a veth pair (10.251.N.2, host side 10.251.N.1), reached over tcp://10.251.N.2:2375.
+ * address on a veth pair (10.251.N.2, host side 10.251.N.1), reached over tcp://10.251.N.2:2375;
+ * or, with `bridge`, all on one bridge of the caller's (10.252.S.11, .12, ...; the bridge is .1 and
+ * the hosts' default route), so every host reaches every other (a swarm needs that).
  * Names, subnets and directories are unique to the run so parallel runs never collide. Recipe
  * from DEVELOPERS.md / docker-here.md: `nsenter --net` (not `ip netns exec`, which remounts /sys
  * and breaks the engine's cgroups). Needs root. Stop removes the engine's containers (8 at a time),
@@ -26,6 +28,8 @@ export interface DockerHost {
   docker: Docker;
   /** The engine's log so far (for failure messages). */
   log(): string;
+  /** Kills every process in the host's namespace at once (engine, shims, containers): a machine lost. */
+  kill(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -80,7 +84,49 @@ async function teardown(names: ReturnType<typeof hostNames>): Promise<void> {
   }
   await exec('ip', ['link', 'del', names.outside]).catch(() => undefined);
   await exec('ip', ['netns', 'del', names.name]).catch(() => undefined);
+  // An engine killed outright leaves its containers' mounts behind: deepest first.
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((m) => m.startsWith(names.dir + '/'))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) await exec('umount', ['-l', m]).catch(() => undefined);
   rmSync(names.dir, { recursive: true, force: true });
+}
+
+/**
+ * A machine lost: every process in the host's namespace SIGKILLed (engine, containerd, shims) until
+ * none is left, then its containers' processes (cgroup v1, cgroupfs: /sys/fs/cgroup/pids/docker/<id>),
+ * which live in namespaces of their own and would otherwise keep answering.
+ */
+async function killHost(names: ReturnType<typeof hostNames>): Promise<void> {
+  const { name, dir } = names;
+  const containerIds = existsSync(`${dir}/data/containers`) ? readdirSync(`${dir}/data/containers`) : [];
+  await waitFor(
+    async () => {
+      const pids = (await exec('ip', ['netns', 'pids', name]).catch(() => ({ stdout: '' }))).stdout.split(/\s+/).filter(Boolean).map(Number);
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+      return pids.length === 0;
+    },
+    { timeoutMs: 10_000, intervalMs: 100, what: `every process in namespace ${name} to die` },
+  );
+  for (const id of containerIds) {
+    const procs = `/sys/fs/cgroup/pids/docker/${id}/cgroup.procs`;
+    if (!existsSync(procs)) continue;
+    for (const pid of readFileSync(procs, 'utf8').split('\n').filter(Boolean).map(Number)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+  }
 }
 
 /**
@@ -100,10 +146,18 @@ async function sweepOrphans(): Promise<void> {
   await Promise.all(orphans.map((names) => teardown(names)));
 }
 
-async function startHost(run: string, index: number, subnet: number): Promise<DockerHost> {
+export interface HostOptions {
+  /** Put every host on this bridge (its address is `${prefix}.1/24`) instead of a veth pair each. */
+  bridge?: { name: string; prefix: string };
+  /** Extra environment for each dockerd. */
+  env?: Record<string, string>;
+}
+
+async function startHost(run: string, index: number, subnet: number, options: HostOptions): Promise<DockerHost> {
   const names = hostNames(run, index);
   const { name, outside, inside, dir, pidfile, logPath } = names;
-  const address = `10.251.${subnet}.2`;
+  const { bridge } = options;
+  const address = bridge ? `${bridge.prefix}.${11 + index}` : `10.251.${subnet}.2`;
   mkdirSync(`${dir}/data`, { recursive: true });
   mkdirSync(`${dir}/exec`, { recursive: true });
   writeFileSync(`${dir}/owner.pid`, String(process.pid));
@@ -112,12 +166,14 @@ async function startHost(run: string, index: number, subnet: number): Promise<Do
     await sh('ip', ['netns', 'add', name]);
     await sh('ip', ['link', 'add', outside, 'type', 'veth', 'peer', 'name', inside]);
     await sh('ip', ['link', 'set', inside, 'netns', name]);
-    await sh('ip', ['addr', 'add', `10.251.${subnet}.1/24`, 'dev', outside]);
+    if (bridge) await sh('ip', ['link', 'set', outside, 'master', bridge.name]);
+    else await sh('ip', ['addr', 'add', `10.251.${subnet}.1/24`, 'dev', outside]);
     await sh('ip', ['link', 'set', outside, 'up']);
     const inNs = (args: string[]) => sh('nsenter', [`--net=/var/run/netns/${name}`, 'ip', ...args]);
     await inNs(['addr', 'add', `${address}/24`, 'dev', inside]);
     await inNs(['link', 'set', inside, 'up']);
     await inNs(['link', 'set', 'lo', 'up']);
+    if (bridge) await inNs(['route', 'add', 'default', 'via', `${bridge.prefix}.1`]);
 
     const logFd = openSync(logPath, 'a');
     const child = spawn(
@@ -132,7 +188,7 @@ async function startHost(run: string, index: number, subnet: number): Promise<Do
         '--pidfile', pidfile,
         '--bip', `172.30.${subnet}.1/24`,
       ],
-      { detached: true, stdio: ['ignore', logFd, logFd] },
+      { detached: true, stdio: ['ignore', logFd, logFd], env: { ...process.env, ...options.env } },
     );
     child.unref();
     closeSync(logFd);
@@ -148,6 +204,7 @@ async function startHost(run: string, index: number, subnet: number): Promise<Do
     dockerHost: `tcp://${address}:2375`,
     docker,
     log: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : ''),
+    kill: () => killHost(names),
     async stop() {
       try {
         const containers = await docker.listContainers({ all: true });
@@ -170,32 +227,37 @@ async function startHost(run: string, index: number, subnet: number): Promise<Do
   return host;
 }
 
+/** Copies `images` from the local engine into `hosts` (one `docker save`, loaded into all at once). */
+export async function loadImages(hosts: readonly DockerHost[], images: readonly string[]): Promise<void> {
+  const tar = `/tmp/nbh-images-${randomBytes(4).toString('hex')}.tar`;
+  try {
+    await sh('docker', ['save', '-o', tar, ...images]);
+    await Promise.all(hosts.map((h) => sh('docker', ['-H', h.dockerHost, 'load', '-q', '-i', tar])));
+  } finally {
+    rmSync(tar, { force: true });
+  }
+}
+
 /**
  * Starts `count` Docker hosts in parallel (15-25 s each here) and loads `images` from the local
  * engine into each. On any failure the hosts already started are stopped.
  */
-export async function startDockerHosts(count: number, images: readonly string[]): Promise<DockerHost[]> {
+export async function startDockerHosts(count: number, images: readonly string[], options: HostOptions = {}): Promise<DockerHost[]> {
   await sweepOrphans();
   const run = randomBytes(2).toString('hex');
   const used = subnetsInUse();
   const subnets: number[] = [];
   for (let n = 1 + (parseInt(run, 16) % 200); subnets.length < count; n = (n % 250) + 1) if (!used.has(n)) subnets.push(n);
 
-  const tar = `/tmp/nbh-${run}-images.tar`;
-  const saved = exec('docker', ['save', '-o', tar, ...images], { maxBuffer: 1 << 20 });
-  const started = await Promise.allSettled(subnets.map((subnet, i) => startHost(run, i, subnet)));
+  const started = await Promise.allSettled(subnets.map((subnet, i) => startHost(run, i, subnet, options)));
   const hosts = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   try {
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    await saved;
-    await Promise.all(hosts.map((h) => sh('docker', ['-H', h.dockerHost, 'load', '-q', '-i', tar])));
+    await loadImages(hosts, images);
     return hosts;
   } catch (err) {
     await Promise.all(hosts.map((h) => h.stop()));
     throw err;
-  } finally {
-    await saved.catch(() => undefined);
-    rmSync(tar, { force: true });
   }
 }

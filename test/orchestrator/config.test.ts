@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultCapacity, DEFAULT_COMMAND, DEFAULT_IMAGE, loadOrchestratorConfig, parseSize } from '../../orchestrator/config.js';
 import { ConfigError } from '../../shared/errors.js';
-import { fillPlaceholders, splitCommand } from '../../orchestrator/orchestrator.js';
+import { fillPlaceholders, splitCommand } from '../../orchestrator/spec.js';
 
 function load(argv: string[], pools?: unknown) {
   const args = [...argv];
@@ -63,4 +63,13 @@ test('named pools inherit the flags and are validated with clear messages', () =
     [{ lab: 3 }, /pools.lab must be an object/],
   ];
   for (const [pools, message] of bad) assert.throws(() => load([], pools), message);
+});
+
+test('capabilities given back per pool or by flag; --no-egress excludes --docker-network', () => {
+  const config = load(['--cap-add', 'CHOWN,SETUID'], { lab: { capAdd: ['NET_BIND_SERVICE'] }, plain: {} });
+  assert.deepEqual(config.pools.map((p) => p.capAdd), [['CHOWN', 'SETUID'], ['NET_BIND_SERVICE'], ['CHOWN', 'SETUID']]);
+  assert.deepEqual(load([]).pools[0]!.capAdd, [], 'none by default');
+  assert.throws(() => load(['--cap-add', 'chown']), /^ConfigError: --cap-add: capabilities are upper-case names/);
+  assert.throws(() => load([], { lab: { capAdd: 'CHOWN' } }), /pools.lab.capAdd must be a list/);
+  assert.throws(() => load(['--no-egress', '--docker-network', 'mine']), /--no-egress .* cannot be combined with --docker-network/);
 });

@@ -13,7 +13,7 @@ import { HttpRouteTableClient } from '../../shared/route-client.js';
 import { parseConfig } from '../../shared/config.js';
 import { buildOrchestratorConfig, orchestratorOptionSpecs, type OrchestratorConfig } from '../../orchestrator/config.js';
 import { startOrchestrator, type RunningOrchestrator } from '../../orchestrator/server.js';
-import { LABELS } from '../../orchestrator/backend.js';
+import { LABELS, type ContainerBackend } from '../../orchestrator/backend.js';
 import { removeLabelled } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 
@@ -87,6 +87,9 @@ export function testConfig(instance: string, argv: string[] = [], file: Record<s
       '--max-containers', '20',
       '--probe-timeout', '10',
       '--cull-period', '3600',
+      // Every test request comes from loopback, one client: fair shares are tested where asked for.
+      '--max-per-client', '0',
+      '--claims-per-minute', '0',
       ...argv,
     ],
     {},
@@ -103,13 +106,13 @@ export interface Node {
   stop(): Promise<void>;
 }
 
-/** Proxy + orchestrator, with the orchestrator as the proxy's default target. */
-export async function startNode(what: string, argv: string[] = [], file: Record<string, unknown> = {}): Promise<Node> {
+/** Proxy + orchestrator, with the orchestrator as the proxy's default target (on `backend`, else this Docker engine). */
+export async function startNode(what: string, argv: string[] = [], file: Record<string, unknown> = {}, backend?: ContainerBackend): Promise<Node> {
   const instance = uniqueInstance(what);
   const proxy = await startProxy();
   const log = process.env.NBPOOL_TEST_LOG ? createLogger(instance, process.env.NBPOOL_TEST_LOG) : silentLogger();
   const launch = async (extra: string[]) => {
-    const orch = await startOrchestrator(testConfig(instance, [...argv, ...extra], file), { routes: proxy.routes, log });
+    const orch = await startOrchestrator(testConfig(instance, [...argv, ...extra], file), { routes: proxy.routes, log, backend });
     await proxy.routes.addRoute('/', { target: orch.url });
     return orch;
   };

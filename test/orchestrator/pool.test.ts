@@ -9,6 +9,8 @@ const limits = (over: Partial<PoolLimits> = {}): PoolLimits => ({
   queueLimit: 5,
   backoffBaseMs: 100,
   backoffMaxMs: 1000,
+  refillDelayMs: 0,
+  refillParallel: 1,
   ...over,
 });
 
@@ -174,4 +176,21 @@ test('start slots are shared round-robin between pools', () => {
   const plan = core.startPlan(0);
   assert.equal(plan.get('a'), 2);
   assert.equal(plan.get('b'), 2);
+});
+
+test('refill yields to claims: one start at a time while claims arrive, full speed after, at once when running dry', () => {
+  const core = new PoolCore([{ name: 'a', size: 8 }], limits({ maxContainers: 50, maxParallelStarts: 8, refillDelayMs: 250, refillParallel: 1 }));
+  for (const id of fill(core, 'a', 8)) core.admitted(id);
+  core.claim('a', 1000);
+  core.claim('a', 1010);
+  assert.deepEqual(core.startPlan(1020), new Map([['a', 1]]), 'paced: one at a time');
+  assert.equal(core.figures('a', 1020).refillPaused, true);
+  core.starting('a', 'paced-1', 1020);
+  assert.deepEqual(core.startPlan(1030), new Map(), 'the one slot is taken');
+  assert.deepEqual(core.startPlan(1010 + 250), new Map([['a', 1]]), 'burst over: the rest at once (1 of 2 left to start)');
+  assert.equal(core.figures('a', 1300).refillPaused, false);
+  // Running dry: fewer than a quarter of the size warm -> no pacing.
+  for (let t = 0; t < 5; t++) core.claim('a', 2000 + t);
+  assert.equal(core.figures('a', 2010).warm, 1);
+  assert.equal(core.startPlan(2010).get('a'), 6, 'dry: refill at full parallelism (7 missing, 1 starting)');
 });

@@ -83,13 +83,28 @@ describe('REST API (configurable-http-proxy compatible)', () => {
     await proxy.routes.addRoute('/a', { target: 'http://127.0.0.1:1' });
     const past = new Date(Date.now() - 3_600_000).toISOString();
     const future = new Date(Date.now() + 3_600_000).toISOString();
+    await new Promise((r) => setTimeout(r, 5));
+    await proxy.routes.addRoute('/b', { target: 'http://127.0.0.1:2', user: 'b' });
     assert.deepEqual((await api(proxy, 'GET', `/api/routes?inactive_since=${past}`)).json, {});
-    assert.ok((await api(proxy, 'GET', `/api/routes?inactive_since=${future}`)).json);
-    assert.deepEqual(Object.keys((await api(proxy, 'GET', `/api/routes?inactiveSince=${future}`)).json as object), ['/a']);
+    // Idle since a moment in the future: every route, each with its whole record.
+    const idle = (await api(proxy, 'GET', `/api/routes?inactive_since=${future}`)).json as Record<string, Record<string, unknown>>;
+    assert.deepEqual(Object.keys(idle).sort(), ['/a', '/b']);
+    assert.equal(idle['/a']!.target, 'http://127.0.0.1:1');
+    assert.equal(idle['/b']!.target, 'http://127.0.0.1:2');
+    assert.equal(idle['/b']!.user, 'b');
+    for (const route of Object.values(idle)) assert.ok(Date.parse(route.last_activity as string) <= Date.now(), 'last_activity is a date not after now');
+    // Idle since just after /a's last activity but before /b's: /a only.
+    const aActive = Date.parse(idle['/a']!.last_activity as string);
+    const bActive = Date.parse(idle['/b']!.last_activity as string);
+    assert.ok(bActive > aActive, 'added later, active later');
+    const between = (await api(proxy, 'GET', `/api/routes?inactiveSince=${new Date(bActive).toISOString()}`)).json as Record<string, { target: string }>;
+    assert.deepEqual(Object.keys(between), ['/a'], 'only routes idle since strictly before the cutoff');
+    assert.equal(between['/a']!.target, 'http://127.0.0.1:1');
     const bad = await api(proxy, 'GET', '/api/routes?inactive_since=yesterday-ish');
     assert.equal(bad.status, 400);
     assert.match(bad.text, /ISO8601/);
     await proxy.routes.deleteRoute('/a');
+    await proxy.routes.deleteRoute('/b');
   });
 
   test('every bad input is a clear 4xx', async () => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import type { RunningProxy } from '../../proxy/server.js';
+import { waitFor } from '../helpers/net.js';
 import { deadUrl, rawExchange, startTestProxy, startUpstream, type Upstream } from './helpers.js';
 
 interface Echo {
@@ -106,11 +107,20 @@ describe('forwarding', () => {
       assert.deepEqual(JSON.parse(r.text), { status: 'OK' });
     });
 
-    test('malformed escapes and property-named segments are 4xx, not 5xx', async () => {
-      for (const path of ['/%zz', '/user/%E0%A4%A', '/__proto__', '/constructor/x', '/user/ab/../__proto__', '//', '/toString']) {
+    test('malformed escapes are 400; property-named segments are ordinary unrouted paths (404) or route by segment', async () => {
+      const expected: Array<[string, number]> = [
+        ['/%zz', 400],
+        ['/user/%E0%A4%A', 400],
+        ['/__proto__', 404],
+        ['/constructor/x', 404],
+        ['//', 404],
+        ['/toString', 404],
+        // Segment by segment this is under /user/ab: forwarded as it came, the target answers.
+        ['/user/ab/../__proto__', 200],
+      ];
+      for (const [path, status] of expected) {
         const { response } = await rawExchange(portOf(proxy.publicUrl), `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
-        const status = Number(response.split(' ')[1]);
-        assert.ok(status >= 200 && status < 500, `${path}: ${response.slice(0, 60)}`);
+        assert.equal(Number(response.split(' ')[1]), status, `${path}: ${response.slice(0, 60)}`);
       }
     });
 
@@ -129,7 +139,7 @@ describe('forwarding', () => {
       ws.close();
     });
 
-    test('last_activity moves with HTTP traffic and with WebSocket frames', async () => {
+    test('last_activity moves with HTTP traffic and with the WebSocket messages the visitor sends, not with pings or pongs', async () => {
       await proxy.routes.addRoute('/user/act', { target: a.url });
       const added = Date.parse((await proxy.routes.getRoutes())['/user/act']!.last_activity!);
       const { ws } = await wsOpen(`${proxy.publicUrl.replace('http', 'ws')}/user/act/ws`);
@@ -142,6 +152,13 @@ describe('forwarding', () => {
       const t1 = Date.parse((await proxy.routes.getRoutes())['/user/act']!.last_activity!);
       assert.ok(t1 > t0, `frame moved last_activity (${t0} -> ${t1})`);
       const since = new Date(t1 + 1);
+      // Pings and pongs from the browser are not a person's activity (issue 16 part 3).
+      await new Promise((r) => setTimeout(r, 30));
+      ws.ping();
+      await new Promise((resolve) => ws.once('pong', resolve));
+      ws.pong();
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal((await proxy.routes.getRoutes())['/user/act']!.last_activity, new Date(t1).toISOString(), 'ping and pong left last_activity alone');
       assert.ok((await proxy.routes.getRoutes(since))['/user/act'], 'idle since t1');
       await new Promise((r) => setTimeout(r, 30));
       ws.send('tock');
@@ -279,6 +296,24 @@ describe('forwarding', () => {
     assert.equal(r.res.status, 503);
     assert.ok(Date.now() - started < 3000);
     await idle.close();
+  });
+
+  test('--keep-alive-timeout closes an idle kept-alive client connection after that time, not before', async () => {
+    const proxy = await startTestProxy(['--keep-alive-timeout', '400']);
+    await proxy.routes.addRoute('/u', { target: a.url });
+    const { createConnection } = await import('node:net');
+    const socket = createConnection({ port: portOf(proxy.publicUrl), host: '127.0.0.1' });
+    let response = '';
+    socket.on('data', (d: Buffer) => (response += d.toString()));
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    socket.write('GET /u/x HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => response.includes('"url":"/u/x"'), { what: 'the answer' });
+    const answered = Date.now();
+    const closedAt = await closed;
+    assert.match(response, /^HTTP\/1\.1 200/);
+    assert.ok(closedAt - answered >= 300, `closed after ${closedAt - answered} ms, not before the timeout`);
+    assert.ok(closedAt - answered < 3000, `closed after ${closedAt - answered} ms`);
+    await proxy.close();
   });
 
   test('--frame-ancestors sets CSP and drops X-Frame-Options and conflicting frame-ancestors', async () => {

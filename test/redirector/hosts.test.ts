@@ -46,7 +46,7 @@ async function startNode(name: string, dockerHost: string | undefined, container
   else delete env.DOCKER_HOST;
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', cli, 'up', '--image', TINY_IMAGE, '--command', TINY_COMMAND, '--pool-size', '3', '--max-containers', '40', '--mem-limit', '64m',
+    ['--import', 'tsx', cli, 'up', '--image', TINY_IMAGE, '--command', TINY_COMMAND, '--pool-size', '3', '--max-containers', '40', '--mem-limit', '64m', '--max-per-client', '0', '--claims-per-minute', '0',
       '--port', '0', '--admin-port', '0', '--container-ip', containerIp, '--instance', instance, '--log-level', 'warn'],
     { stdio: ['ignore', 'ignore', 'pipe'], env },
   );

@@ -1,0 +1,69 @@
+/** `nbpool up` as a child process, as an operator runs it: start, read its addresses, stop or kill. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { waitFor } from './net.js';
+
+const cli = new URL('../../cli/nbpool.ts', import.meta.url).pathname;
+
+export interface UpProcess {
+  child: ChildProcess;
+  /** Public URL (the proxy), without a trailing slash. */
+  url: string;
+  /** Route API of the proxy. */
+  apiUrl: string;
+  /** Admin API and status page of the orchestrator. */
+  adminUrl: string;
+  stderr(): string;
+  /** SIGTERM, resolves to the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, resolves once the process is gone. */
+  kill(): Promise<void>;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** Spawns `nbpool up ARGS` (without waiting): for runs expected to fail at start. */
+export function spawnUp(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; stderr(): string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'up', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += String(d)));
+  return { child, stderr: () => stderr, exited: exited(child) };
+}
+
+/** Starts `nbpool up ARGS` and waits for its "visitors open" line. */
+export async function startUp(args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000): Promise<UpProcess> {
+  const { child, stderr, exited: done } = spawnUp(args, env);
+  const started = waitFor(() => /visitors open (http:\/\/\S+?)\/? +\(route API (\S+), admin and status page (\S+?)\/?\)/.exec(stderr()) ?? undefined, {
+    timeoutMs,
+    intervalMs: 50,
+    what: 'nbpool up to start',
+  });
+  const failed = done.then((code) => Promise.reject(new Error(`nbpool up exited with ${code}: ${stderr()}`)));
+  let line: RegExpExecArray;
+  try {
+    line = await Promise.race([started, failed]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${stderr().slice(-2000)}`);
+  }
+  failed.catch(() => undefined);
+  return {
+    child,
+    url: line[1]!,
+    apiUrl: line[2]!,
+    adminUrl: line[3]!,
+    stderr,
+    stop() {
+      const done = exited(child);
+      child.kill('SIGTERM');
+      return done;
+    },
+    async kill() {
+      const done = exited(child);
+      child.kill('SIGKILL');
+      await done;
+    },
+  };
+}

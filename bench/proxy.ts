@@ -11,13 +11,12 @@
  * weighed http-proxy-3 against our forwarder, see bench/README.md.)
  * Env: BENCH_ROUNDS (3), BENCH_SECONDS (5 per wrk or WebSocket run), BENCH_CHURN (500 WebSockets per way of closing).
  */
-import { readFileSync } from 'node:fs';
 import { CHURN_MODES, churnSocket, fdCount, runChurn, startChurnUpstream } from '../test/helpers/churn.js';
 import { addRoutes } from './lib/http.js';
 import { startNginxProxy, startNginxUpstream } from './lib/nginx.js';
 import { ourProgramExists, proxyToken, startChpLike, startTinyServer, type RunningProxy } from './lib/peers.js';
 import { cpuSeconds, rssMiB, sleep, type Proc } from './lib/procs.js';
-import { median, noteLoad, printGoals, printTable, round, writeResults, type Goal } from './lib/stats.js';
+import { describeLoad, goalOverRounds, loadMark, loadSince, median, noteLoad, printGoals, printTable, round, withLoad, writeResults, type Goal, type LoadSpan } from './lib/stats.js';
 import { runWrk, type WrkResult } from './lib/wrk.js';
 import { runWsLoad, type WsLoadResult } from './lib/ws-load.js';
 
@@ -31,14 +30,9 @@ const deadTarget = 'http://127.0.0.1:1';
 
 const routePaths = (n: number) => Array.from({ length: n }, (_, i) => `/user/r${i}`);
 
-/** The 1-minute load average from /proc/loadavg. */
-function load1(): number {
-  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
-}
-
 interface Loaded {
-  /** 1-minute load average at the start and the end of this figure's run. */
-  load: [number, number];
+  /** The machine's load over this figure's run. */
+  load: LoadSpan;
 }
 
 interface HttpPeer {
@@ -63,26 +57,6 @@ interface WsPeer {
 
 function say(msg: string): void {
   process.stdout.write(msg + '\n');
-}
-
-/** max/min - 1 over a list of figures: the spread between rounds. */
-function spread(values: readonly number[]): number {
-  return Math.max(...values) / Math.min(...values) - 1;
-}
-
-/**
- * A ratio goal judged on the medians, with every round's ratio shown when the margin to the
- * threshold is smaller than the spread between rounds (the verdict could go either way).
- */
-function ratioGoal(name: string, ours: readonly number[], peer: readonly number[], threshold: number, higherIsBetter: boolean, unit: string): Goal {
-  const ratio = median(ours) / median(peer);
-  const perRound = ours.map((o, i) => o / peer[i]!);
-  const met = higherIsBetter ? ratio >= threshold : ratio <= threshold;
-  const margin = Math.abs(ratio / threshold - 1);
-  const noise = Math.max(spread(ours), spread(peer));
-  const rounds = `rounds x${perRound.map((r) => round(r)).join(', x')}`;
-  const close = margin < noise ? `; decided by less than the spread between rounds (${round(noise * 100, 0)}%)` : `; spread ${round(noise * 100, 0)}%`;
-  return { name, met, detail: `${round(median(ours), 2)} vs ${round(median(peer), 2)} ${unit} (x${round(ratio)}); ${rounds}${close}` };
 }
 
 async function main(): Promise<void> {
@@ -123,11 +97,10 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       const order = peers.map((_, i) => peers[(i + r) % peers.length]!);
       for (const p of order) {
-        const before = load1();
-        const res = await runWrk(p.url, routesOf(p), seconds);
-        p.runs.push({ ...res, load: [before, load1()] });
+        const { value: res, load } = await withLoad(() => runWrk(p.url, routesOf(p), seconds));
+        p.runs.push({ ...res, load });
         p.rss.push(rssMiB(p.proc.pid));
-        say(`  round ${r + 1} ${p.name.padEnd(18)} ${Math.round(res.reqPerSec)} req/s  p99 ${res.p99Ms.toFixed(2)} ms  errors ${res.errors}  load ${before} -> ${load1()}`);
+        say(`  round ${r + 1} ${p.name.padEnd(18)} ${Math.round(res.reqPerSec)} req/s  p99 ${res.p99Ms.toFixed(2)} ms  errors ${res.errors}  ${describeLoad(load)}`);
       }
     }
     const httpRow = (p: HttpPeer) => ({
@@ -163,11 +136,11 @@ async function main(): Promise<void> {
     await addRoutes(oursProc.apiUrl, proxyToken, ['/user/ws'], echoTarget);
     wsPeers.push({ name: 'ours', url: `ws://127.0.0.1:${oursProc.port}/user/ws/echo`, proc: oursProc, runs: [] });
     const measure = async (p: WsPeer, opts: Parameters<typeof runWsLoad>[1]): Promise<WsRun> => {
-      const before = load1();
+      const start = loadMark();
       const cpu0 = p.proc ? cpuSeconds(p.proc.pid) : 0;
       const res = await runWsLoad(p.url, opts);
       const cpu = p.proc ? cpuSeconds(p.proc.pid) - cpu0 : NaN;
-      return { ...res, cpuUsPerMsg: (cpu * 1e6) / res.received, load: [before, load1()] };
+      return { ...res, cpuUsPerMsg: (cpu * 1e6) / res.received, load: loadSince(start) };
     };
     say(`\nWebSocket: 50 connections, 128-byte messages, one in flight each, ${seconds} s per run, ${rounds} rounds`);
     for (const p of wsPeers) await runWsLoad(p.url, { connections: 50, messageBytes: 128, seconds: 1 }); // warm-up
@@ -176,7 +149,7 @@ async function main(): Promise<void> {
       for (const p of order) {
         const res = await measure(p, { connections: 50, messageBytes: 128, seconds });
         p.runs.push(res);
-        say(`  round ${r + 1} ${p.name.padEnd(18)} ${Math.round(res.messagesPerSec)} msg/s  ${res.cpuUsPerMsg.toFixed(1)} µs CPU/msg  lost ${res.lost} altered ${res.altered} failures ${res.failures}  load ${res.load[0]} -> ${res.load[1]}`);
+        say(`  round ${r + 1} ${p.name.padEnd(18)} ${Math.round(res.messagesPerSec)} msg/s  ${res.cpuUsPerMsg.toFixed(1)} µs CPU/msg  lost ${res.lost} altered ${res.altered} failures ${res.failures}  ${describeLoad(res.load)}`);
       }
     }
     say('\nWebSocket 1 MiB messages: 4 connections, at most 200 messages each peer');
@@ -214,7 +187,8 @@ async function main(): Promise<void> {
       await churnSocket(`${proc.url.replace('http', 'ws')}/user/churn/ws`, 'client-close');
       await fetch(`${proc.url}/user/churn/x`).then((r) => r.text());
       await sleep(800); // idle keep-alive sockets to the upstream expire (its keepAliveTimeout is 300 ms)
-      const before = { fds: fdCount(proc.pid), rssMiB: round(rssMiB(proc.pid), 1), load: load1() };
+      const start = loadMark();
+      const before = { fds: fdCount(proc.pid), rssMiB: round(rssMiB(proc.pid), 1) };
       const t0 = Date.now();
       const counts = await runChurn(proc.url, '/user/churn', churnPerMode, churnPerMode);
       const churnSeconds = (Date.now() - t0) / 1000;
@@ -223,10 +197,11 @@ async function main(): Promise<void> {
         await sleep(200);
         fds = fdCount(proc.pid);
       }
-      const after = { fds, rssMiB: round(rssMiB(proc.pid), 1), load: load1() };
+      const after = { fds, rssMiB: round(rssMiB(proc.pid), 1) };
+      const load = loadSince(start);
       const opened = Object.values(counts.exchanged).reduce((a, b) => a + b, 0);
-      churn = { websockets: CHURN_MODES.length * churnPerMode, opened, exchanged: counts.exchanged, aborted: counts.aborted, seconds: round(churnSeconds, 1), before, after };
-      say(`  ${opened}/${churn.websockets} WebSockets opened and echoed; fds ${before.fds} -> ${after.fds}; RSS ${before.rssMiB} -> ${after.rssMiB} MiB; ${churnSeconds.toFixed(1)} s; load ${before.load} -> ${after.load}`);
+      churn = { websockets: CHURN_MODES.length * churnPerMode, opened, exchanged: counts.exchanged, aborted: counts.aborted, seconds: round(churnSeconds, 1), before, after, load };
+      say(`  ${opened}/${churn.websockets} WebSockets opened and echoed; fds ${before.fds} -> ${after.fds}; RSS ${before.rssMiB} -> ${after.rssMiB} MiB; ${churnSeconds.toFixed(1)} s; ${describeLoad(load)}`);
       await proc.stop();
     } finally {
       await churnUpstream.close();
@@ -243,12 +218,12 @@ async function main(): Promise<void> {
     const wsChpPeer = wsPeers.find((p) => p.name === 'CHP 5.3')!;
     const wsRoundRatios = wsOursPeer.runs.map((x, i) => x.messagesPerSec / wsChpPeer.runs[i]!.messagesPerSec);
     const goals: Goal[] = [
-      ratioGoal('req/s >= 3x CHP at 10,000 routes', ours.runs.map((x) => x.reqPerSec), chpPeer.runs.map((x) => x.reqPerSec), 3, true, 'req/s'),
+      goalOverRounds('req/s >= 3x CHP at 10,000 routes', ours.runs.map((x, i) => x.reqPerSec / chpPeer.runs[i]!.reqPerSec), '>=', 3, 'x', `medians ${get('ours').reqPerSec} vs ${chp.reqPerSec} req/s`),
       { name: 'p99 below CHP', met: get('ours').p99Ms < chp.p99Ms, detail: `${get('ours').p99Ms} ms vs ${chp.p99Ms} ms; rounds ${ours.runs.map((x, i) => `${round(x.p99Ms)}/${round(chpPeer.runs[i]!.p99Ms)}`).join(', ')} ms` },
       { name: '100,000 routes within 5% of 10 routes', met: rel >= 0.95, detail: `${o100k.reqPerSec} vs ${o10.reqPerSec} req/s (x${round(rel, 3)})` },
       { name: 'RSS at 100,000 routes < 150 MB', met: o100k.rssMiB * 1.048576 < 150, detail: `${o100k.rssMiB} MiB (${round(o100k.rssMiB * 1.048576, 1)} MB)` },
       { name: 'WebSocket msg/s >= CHP in every round', met: wsRoundRatios.every((r) => r >= 1), detail: `median ${wsOurs.messagesPerSec} vs ${wsChp.messagesPerSec}; rounds x${wsRoundRatios.map((r) => round(r)).join(', x')}` },
-      ratioGoal('WebSocket CPU/msg <= 0.7x CHP', wsOursPeer.runs.map((x) => x.cpuUsPerMsg), wsChpPeer.runs.map((x) => x.cpuUsPerMsg), 0.7, false, 'µs'),
+      goalOverRounds('WebSocket CPU/msg <= 0.7x CHP', wsOursPeer.runs.map((x, i) => x.cpuUsPerMsg / wsChpPeer.runs[i]!.cpuUsPerMsg), '<=', 0.7, 'x', `medians ${wsOurs.cpuUsPerMsg} vs ${wsChp.cpuUsPerMsg} µs; nginx ${wsNg.cpuUsPerMsg} µs`),
       { name: 'churn: descriptors back to baseline, every WebSocket opened', met: churn.after.fds <= churn.before.fds && churn.opened === churn.websockets, detail: `fds ${churn.before.fds} -> ${churn.after.fds}, ${churn.opened}/${churn.websockets} opened; RSS ${churn.before.rssMiB} -> ${churn.after.rssMiB} MiB` },
       { name: 'no lost or altered WebSocket message (incl. 1 MiB)', met: wsOurs.lost + wsOurs.altered + wsOurs.failures === 0 && !!wsOurs.big && wsOurs.big.lost + wsOurs.big.altered + wsOurs.big.failures === 0 && wsOurs.big.received > 0, detail: `lost ${wsOurs.lost}, altered ${wsOurs.altered}, failures ${wsOurs.failures} of ${wsOurs.echoed}; 1 MiB: ${wsOurs.big?.received}/${wsOurs.big?.sent} echoed, altered ${wsOurs.big?.altered}` },
     ];

@@ -1,8 +1,5 @@
 /** The visitor-facing HTML: loading page, waiting page, full page. Small, no external assets. */
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+import { escapeHtml } from '../shared/html.js';
 
 function page(title: string, body: string, head = ''): string {
   return `<!doctype html>

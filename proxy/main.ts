@@ -1,7 +1,6 @@
 /** `nbpool proxy`: the configurable-http-proxy compatible front door, as its own process. */
-import { rmSync, writeFileSync } from 'node:fs';
 import { renderHelp } from '../shared/config.js';
-import { onShutdown } from '../shared/lifecycle.js';
+import { onShutdown, writePidFile } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { parseProxyArgs, proxyOptionSpecs } from './config.js';
 import { startProxy } from './server.js';
@@ -20,16 +19,16 @@ export async function run(argv: string[]): Promise<void> {
   }
   const log = createLogger('proxy', config.logLevel);
   // Written before listening, so it exists by the time anyone sees the proxy answer.
-  if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
+  const removePidFile = writePidFile(config.pidFile);
   let proxy;
   try {
     proxy = await startProxy(config, log);
   } catch (err) {
-    if (config.pidFile) rmSync(config.pidFile, { force: true });
+    removePidFile();
     throw err;
   }
   onShutdown(log, async () => {
     await proxy.close();
-    if (config.pidFile) rmSync(config.pidFile, { force: true });
+    removePidFile();
   });
 }

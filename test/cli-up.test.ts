@@ -3,6 +3,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { removeLabelled, requireImage, TINY_IMAGE } from './helpers/docker.js';
 import { waitFor } from './helpers/net.js';
@@ -38,7 +41,10 @@ before(() => requireImage(TINY_IMAGE));
 after(() => removeLabelled('nbpool.instance', instance));
 
 test('nbpool up: a visitor claims a warm container through the proxy; a restart adopts it', async () => {
-  const first = await up();
+  // A proxy flag (--pid-file) reaches the proxy part of up.
+  const pidFile = join(mkdtempSync(join(tmpdir(), 'nbpool-up-')), 'up.pid');
+  const first = await up('--pid-file', pidFile);
+  assert.equal(readFileSync(pidFile, 'utf8').trim(), String(first.child.pid));
   await waitFor(async () => ((await (await fetch(`${first.url}/api/stats`)).json()) as { available: number }).available >= 1, {
     timeoutMs: 60_000,
     what: 'a warm container',
@@ -54,6 +60,7 @@ test('nbpool up: a visitor claims a warm container through the proxy; a restart 
   assert.match(await page.text(), /<title>tiny<\/title>/);
 
   assert.equal(await stop(first), 0, 'SIGTERM exits cleanly');
+  assert.equal(existsSync(pidFile), false, 'the PID file is removed on exit');
 
   const second = await up();
   try {

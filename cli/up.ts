@@ -12,6 +12,7 @@ import { ConfigError } from '../shared/errors.js';
 import { onShutdown, writePidFile } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
 import { freeLoopbackPort } from '../shared/net.js';
+import { ADMIN_TOKEN_FILE, ensureToken, ROUTE_API_TOKEN_FILE, statusPageLink, whereToFind } from '../shared/token.js';
 import type { NodeStats } from '../shared/types.js';
 import { buildOrchestratorConfig, orchestratorOptionSpecs } from '../orchestrator/config.js';
 import { startOrchestrator, type RunningOrchestrator } from '../orchestrator/server.js';
@@ -89,6 +90,9 @@ export async function run(argv: string[]): Promise<void> {
   }
   if (parsed.positionals.length) throw new ConfigError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
   const values = parsed.values;
+  // Both APIs that change state take a token: the operator's, else one kept in .nbpool/.
+  const routeToken = ensureToken(values.authToken, ROUTE_API_TOKEN_FILE);
+  const adminToken = ensureToken(values.adminAuthToken, ADMIN_TOKEN_FILE);
   // Known before the proxy starts, so the proxy can name the orchestrator as its default target.
   const handlerPort = values.orchestratorPort || (await freeLoopbackPort());
   const orchestratorConfig = buildOrchestratorConfig(
@@ -96,6 +100,7 @@ export async function run(argv: string[]): Promise<void> {
       ...(optionsOf(orchestratorOptionSpecs, values) as ConfigValues<typeof orchestratorOptionSpecs>),
       ip: '127.0.0.1',
       port: handlerPort,
+      adminAuthToken: adminToken.token,
       configproxyEndpoint: 'http://in-process',
       configproxyAuthToken: undefined,
     },
@@ -105,6 +110,7 @@ export async function run(argv: string[]): Promise<void> {
     ...(optionsOf(proxyOptionSpecs, values) as ConfigValues<typeof proxyOptionSpecs>),
     ip: values.ip,
     port: values.port,
+    authToken: routeToken.token,
     defaultTarget: `http://127.0.0.1:${handlerPort}`,
   });
 
@@ -122,7 +128,9 @@ export async function run(argv: string[]): Promise<void> {
   }
   const started = proxy;
   process.stderr.write(
-    `nbpool up: visitors open ${started.publicUrl}/  (route API ${started.apiUrl}, admin and status page ${running.adminUrl}/)\n`,
+    `nbpool up: visitors open ${started.publicUrl}/  (status page and admin API ${running.adminUrl}/)\n` +
+      `nbpool up: status page ${statusPageLink(running.adminUrl, adminToken, values.adminAuthToken)}\n` +
+      `nbpool up: route API ${started.apiUrl} (Authorization: token ...; ${whereToFind(routeToken, values.authToken, 'CONFIGPROXY_AUTH_TOKEN')})\n`,
   );
   const stopProgress = showProgress(() => running.orchestrator.stats(), `${started.publicUrl}/`);
   onShutdown(

@@ -57,7 +57,7 @@ export const orchestratorOptionSpecs = {
   port: { type: 'int', default: 9999, min: 0, max: 65535, check: checks.port, help: 'port of the public handler', metavar: 'PORT' },
   adminIp: { type: 'string', default: '127.0.0.1', help: 'address of the admin API', metavar: 'IP' },
   adminPort: { type: 'int', default: 10000, min: 0, max: 65535, help: 'port of the admin API (also /metrics and /api/stats/history)', metavar: 'PORT' },
-  adminAuthToken: { type: 'string', env: 'ADMIN_AUTH_TOKEN', help: 'token required on the admin API (Authorization: token T)', metavar: 'TOKEN' },
+  adminAuthToken: { type: 'string', env: 'ADMIN_AUTH_TOKEN', help: 'token required on the admin API (Authorization: token T); default: generated, kept in .nbpool/admin-token', metavar: 'TOKEN' },
   instance: { type: 'string', default: 'nbpool', help: 'name written as a label on every container; only this instance\'s containers are adopted', metavar: 'NAME', check: (s: string) => (/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(s) ? undefined : 'letters, digits, _ . - only') },
   spawnWait: { type: 'number', default: 10, min: 0, help: 'seconds POST /api/spawn waits for a container before answering 429', metavar: 'SECONDS' },
   queueWait: { type: 'number', default: 300, min: 1, help: 'seconds a visitor may wait on the loading page for a container', metavar: 'SECONDS' },
@@ -67,7 +67,7 @@ export const orchestratorOptionSpecs = {
   allowOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for the public API; empty = no CORS', metavar: 'ORIGIN' },
   cleanupOnExit: { type: 'boolean', help: 'remove this instance\'s containers on shutdown (default: leave them for the next start)' },
   configproxyEndpoint: { type: 'url', default: 'http://127.0.0.1:8001', env: 'CONFIGPROXY_ENDPOINT', help: 'proxy REST API (nbpool orchestrator only)', metavar: 'URL' },
-  configproxyAuthToken: { type: 'string', env: 'CONFIGPROXY_AUTH_TOKEN', help: 'proxy REST API token (nbpool orchestrator only)', metavar: 'TOKEN' },
+  configproxyAuthToken: { type: 'string', env: 'CONFIGPROXY_AUTH_TOKEN', help: 'proxy REST API token (nbpool orchestrator only); default: .nbpool/route-api-token when nbpool proxy keeps one there', metavar: 'TOKEN' },
   logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: LOG_LEVELS, help: 'log level', metavar: 'LEVEL' },
 } as const satisfies OptionSpecs;
 

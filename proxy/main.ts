@@ -2,6 +2,7 @@
 import { renderHelp } from '../shared/config.js';
 import { onShutdown, writePidFile } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
+import { ensureToken, ROUTE_API_TOKEN_FILE, whereToFind } from '../shared/token.js';
 import { parseProxyArgs, proxyOptionSpecs } from './config.js';
 import { startProxy } from './server.js';
 
@@ -18,6 +19,9 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   const log = createLogger('proxy', config.logLevel);
+  const given = config.authToken;
+  const routeToken = ensureToken(given, ROUTE_API_TOKEN_FILE);
+  config.authToken = routeToken.token;
   // Written before listening, so it exists by the time anyone sees the proxy answer.
   const removePidFile = writePidFile(config.pidFile);
   let proxy;
@@ -27,6 +31,7 @@ export async function run(argv: string[]): Promise<void> {
     removePidFile();
     throw err;
   }
+  process.stderr.write(`nbpool proxy: route API ${proxy.apiUrl} (Authorization: token ...; ${whereToFind(routeToken, given, 'CONFIGPROXY_AUTH_TOKEN')})\n`);
   onShutdown(log, async () => {
     await proxy.close();
     removePidFile();

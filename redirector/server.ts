@@ -232,7 +232,7 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     apiApp(
       log,
       adminPages.routes(),
-      requireToken(config.adminToken),
+      requireToken(config.adminAuthToken),
       wellFormedPath,
       admin.routes(),
       methodNotAllowed(),

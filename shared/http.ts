@@ -61,9 +61,12 @@ export function decodePath(path: string): string {
   }
 }
 
-/** `Authorization: token <t>` (CHP's and tmpnb's scheme) or `Bearer <t>`, compared in constant time. */
+/**
+ * `Authorization: token <t>` (CHP's and tmpnb's scheme) or `Bearer <t>`, compared in constant time.
+ * Without an expected token nothing passes: an API is never open by default.
+ */
 export function hasToken(req: IncomingMessage, expected: string | undefined): boolean {
-  if (!expected) return true;
+  if (!expected) return false;
   const header = req.headers.authorization ?? '';
   const match = /^(?:token|bearer)\s+(.+)$/i.exec(header.trim());
   if (!match) return false;

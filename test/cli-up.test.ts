@@ -51,6 +51,16 @@ test('nbpool up: a visitor claims a warm container through the proxy; a restart 
   });
   await waitFor(() => /nbpool up: .* default \d\/2 warm/.test(first.stderr()), { what: 'pool filling progress on the terminal' });
 
+  // No token given: both APIs that change state refuse a request without one, loopback included;
+  // the status page link carries the admin token, the route API's is in the file named.
+  const [, adminUrl, adminToken] = /status page (http:\/\/\S+)\/#token=([\w-]{22,})/.exec(first.stderr())!;
+  const [, routeApi, tokenFile] = /route API (http:\/\/\S+) \(.*the token is in (\S+)\)/.exec(first.stderr())!;
+  const routeToken = readFileSync(tokenFile!, 'utf8').trim();
+  assert.equal((await fetch(`${adminUrl}/api/pools/default/drain`, { method: 'POST' })).status, 403);
+  assert.equal((await fetch(`${adminUrl}/api/pools`, { headers: { Authorization: `token ${adminToken}` } })).status, 200);
+  assert.equal((await fetch(`${routeApi}/api/routes/x`, { method: 'POST', body: '{"target":"http://127.0.0.1:9"}' })).status, 403);
+  assert.equal((await fetch(`${routeApi}/api/routes`, { headers: { Authorization: `token ${routeToken}` } })).status, 200);
+
   const spawned = await fetch(`${first.url}/spawn/`, { redirect: 'manual' });
   assert.equal(spawned.status, 302);
   const location = spawned.headers.get('location')!;

@@ -17,6 +17,9 @@ import { LABELS } from '../../orchestrator/backend.js';
 import { removeLabelled } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 
+/** The admin token every test node takes (a test may give its own with --admin-auth-token). */
+export const ADMIN_TOKEN = 'test-admin-token';
+
 export const TINY_COMMAND = 'tiny-notebook --base-url {base_path} --port {port} --ip {ip} --NotebookApp.token={token}';
 
 export interface TestProxy {
@@ -87,6 +90,7 @@ export function testConfig(instance: string, argv: string[] = [], file: Record<s
       '--max-containers', '20',
       '--probe-timeout', '10',
       '--cull-period', '3600',
+      '--admin-auth-token', ADMIN_TOKEN,
       ...argv,
     ],
     {},

@@ -48,12 +48,14 @@ export function serverFor(app: Koa): Server {
 
 /** One debug line per request; refusals for a missing or wrong token at info, for the operator. */
 function requestLog(log: Logger): Middleware {
+  const entry = (ctx: Context, started: number) => ({ method: ctx.method, url: ctx.url.slice(0, 200), status: ctx.status, ms: Math.round((performance.now() - started) * 100) / 100 });
   return async (ctx, next) => {
-    const started = performance.now();
+    // On the claim path: nothing is built for a line the log level drops.
+    const debug = log.isLevelEnabled('debug');
+    const started = debug ? performance.now() : 0;
     await next();
-    const entry = { method: ctx.method, url: ctx.url.slice(0, 200), status: ctx.status, ms: Math.round((performance.now() - started) * 100) / 100 };
-    if (ctx.status === 403) log.info(entry, 'request refused: missing or wrong token');
-    else log.debug(entry, 'request');
+    if (ctx.status === 403) log.info(entry(ctx, started), 'request refused: missing or wrong token');
+    else if (debug) log.debug(entry(ctx, started), 'request');
   };
 }
 

@@ -2,8 +2,8 @@
  * The nbpool command line: one binary, one subcommand per program. Programs are loaded on demand
  * so `nbpool --help` and each program start only what they use.
  */
-import { readFileSync } from 'node:fs';
 import { ConfigError } from '../shared/errors.js';
+import { VERSION } from '../shared/version.js';
 
 interface Command {
   summary: string;
@@ -16,11 +16,6 @@ const commands: Record<string, Command> = {
   orchestrator: { summary: 'warm container pools on Docker, claimed through the proxy', load: () => import('../orchestrator/main.js') },
   redirector: { summary: 'one stable link that spreads visitors across nodes', load: () => import('../redirector/main.js') },
 };
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 function usage(): string {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(14)}${c.summary}`);
@@ -44,7 +39,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (name === '--version' || name === '-v') {
-    process.stdout.write(version() + '\n');
+    process.stdout.write(VERSION + '\n');
     return;
   }
   const command = commands[name];

@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { onShutdown } from '../shared/lifecycle.js';
 import { HttpRouteTableClient } from '../shared/route-client.js';
 import { openBackend } from './backends.js';
+import { ADMIN_TOKEN_FILE, ensureToken, readKeptToken, ROUTE_API_TOKEN_FILE, statusPageLink } from '../shared/token.js';
 import { loadOrchestratorConfig, orchestratorHelp } from './config.js';
 import { startOrchestrator } from './server.js';
 
@@ -39,8 +40,14 @@ export async function run(argv: string[]): Promise<void> {
   }
   const { backend, config } = await openBackend(loaded.config);
   const log = createLogger('orchestrator', config.logLevel);
+  const givenAdminToken = config.adminAuthToken;
+  const adminToken = ensureToken(givenAdminToken, ADMIN_TOKEN_FILE);
+  config.adminAuthToken = adminToken.token;
+  // A proxy started from the same directory (`nbpool proxy`) keeps its route API token there.
+  config.configproxyAuthToken ??= readKeptToken(ROUTE_API_TOKEN_FILE)?.token;
   const routes = new HttpRouteTableClient(config.configproxyEndpoint, config.configproxyAuthToken);
   await waitForProxy(routes, config.configproxyEndpoint, log);
   const running = await startOrchestrator(config, { routes, log, backend });
+  process.stderr.write(`nbpool orchestrator: status page ${statusPageLink(running.adminUrl, adminToken, givenAdminToken)}\n`);
   onShutdown(log, () => running.close(), config.cleanupOnExit ? 130_000 : 15_000);
 }

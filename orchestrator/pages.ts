@@ -1,8 +1,5 @@
 /** The visitor-facing HTML: loading page, waiting page, full page. Small, no external assets. */
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+import { escapeHtml } from '../shared/html.js';
 
 function page(title: string, body: string, head = ''): string {
   return `<!doctype html>
@@ -63,5 +60,15 @@ export function fullPage(message: string, retryAfterSeconds: number, noun = 'not
   return page(
     `No ${noun} free`,
     `<h1>No ${escapeHtml(noun)} is free right now</h1><p>${escapeHtml(message)}</p><p>Please try again in ${retryAfterSeconds} seconds.</p>`,
+  );
+}
+
+/** A visitor whose container stopped (killed, out of memory) comes back: say so, and offer a fresh one. */
+export function stoppedPage(reason: string, spawnUrl: string, noun = 'notebook'): string {
+  const why = reason === 'out of memory' ? `it ran out of memory (the limit per ${escapeHtml(noun)})` : escapeHtml(reason);
+  return page(
+    `Your ${noun} stopped`,
+    `<h1>Your ${escapeHtml(noun)} stopped</h1><p>It is no longer running: ${why}. What was in it is gone.</p>
+<p><a href="${escapeHtml(spawnUrl)}">Start a fresh ${escapeHtml(noun)}</a></p>`,
   );
 }

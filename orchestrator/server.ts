@@ -1,5 +1,6 @@
 /**
- * The orchestrator's two HTTP servers, kept thin: parse, call the Orchestrator, map typed errors.
+ * The orchestrator's two HTTP servers as koa apps, kept thin: parse, call the Orchestrator, map
+ * typed errors. Routes are declared in `publicApp` and `adminApp`.
  *
  * Public (the proxy's default target): GET /spawn/<path>, POST /api/spawn[/], GET /api/wait/<ticket>,
  * GET /api/stats[/], /stats, and a loading page for every other path.
@@ -7,18 +8,35 @@
  * refresh,drain,empty,resume,claim}, GET /api/stats, GET /api/stats/history, GET /metrics; the status
  * page (GET / or /status) needs no token itself.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { BadRequest, ConfigError, Forbidden, HttpError, MethodNotAllowed, NotFound } from '../shared/errors.js';
+import type Koa from 'koa';
+import { Router, type RouterContext } from '@koa/router';
+import { BadRequest, ConfigError, Gone, NotFound, type HttpError } from '../shared/errors.js';
 import { closeServer, listenOn } from '../shared/net.js';
-import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
 import { clientAddress, clientKey, trustedProxies } from '../shared/client-address.js';
 import { affinityCookie, readCookie } from '../shared/cookies.js';
 import { statusPageHtml } from '../shared/status-page.js';
 import type { RouteTableClient } from '../shared/types.js';
+import { VERSION } from '../shared/version.js';
+import {
+  apiApp,
+  cors,
+  htmlErrors,
+  jsonBody,
+  methodNotAllowed,
+  metricsRoute,
+  notFound,
+  redirect,
+  requireToken,
+  sendHtml,
+  serverFor,
+  staticPage,
+  wellFormedPath,
+  type Context,
+  type Middleware,
+} from '../shared/web.js';
 import type { ContainerBackend } from './backend.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
 import { FileClaimJournal } from './claim-journal.js';
@@ -26,7 +44,8 @@ import { DockerBackend } from './docker-backend.js';
 import { HttpProbe } from './probe.js';
 import { InstanceTaken } from './instance-owner.js';
 import { Orchestrator, type ClaimContext } from './orchestrator.js';
-import { fullPage, loadingPage, waitingPage } from './pages.js';
+import { fullPage, loadingPage, stoppedPage, waitingPage } from './pages.js';
+import { visitorIdOfPath } from './visitor.js';
 
 export interface RunningOrchestrator {
   /** Public handler: the proxy's default target. */
@@ -37,37 +56,11 @@ export interface RunningOrchestrator {
 }
 
 const LONG_POLL_MS = 10_000;
-
-function packageVersion(): string {
-  for (const path of ['../package.json', '../../package.json']) {
-    try {
-      return (JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { version: string }).version;
-    } catch {
-      // Compiled (dist/orchestrator) or source (orchestrator): one of the two paths exists.
-    }
-  }
-  return 'unknown';
-}
+const BODY_LIMIT = 64 * 1024;
 
 /** `/a//b` and backslashes must not turn the redirect into another site (`//evil`). */
 function safePath(path: string): string {
   return '/' + path.replace(/\\/g, '/').replace(/^\/+/, '');
-}
-
-function splitUrl(req: IncomingMessage): { path: string; query: string } {
-  const raw = req.url ?? '/';
-  const q = raw.indexOf('?');
-  return { path: q === -1 ? raw : raw.slice(0, q), query: q === -1 ? '' : raw.slice(q + 1) };
-}
-
-function sendHtml(res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { ...headers, 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(html) });
-  res.end(html);
-}
-
-function redirect(res: ServerResponse, location: string, headers: Record<string, string> = {}): void {
-  res.writeHead(302, { ...headers, Location: location, 'Cache-Control': 'no-store', 'Content-Length': 0 });
-  res.end();
 }
 
 /** The cookie that brings a returning visitor back to their own container. */
@@ -94,177 +87,165 @@ export function spawnUrlFor(path: string, query: string, pools: readonly PoolCon
   return { url: '/spawn' + safePath(rest) + (search ? `?${search}` : ''), pool };
 }
 
-function publicHandler(orch: Orchestrator, config: OrchestratorConfig, log: Logger) {
-  const cors: Record<string, string> = config.allowOrigin
-    ? { 'Access-Control-Allow-Origin': config.allowOrigin, 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Content-Type, Authorization', 'Access-Control-Max-Age': '600' }
-    : {};
+/**
+ * The loading page, which moves on to /spawn (for the pool whose entry path this is) with the same
+ * path and query; a visitor whose container stopped is told so first.
+ */
+function loading(ctx: Context, orch: Orchestrator, pools: readonly PoolConfig[]): void {
+  const next = spawnUrlFor(ctx.path, ctx.querystring, pools);
+  const id = visitorIdOfPath(ctx.path);
+  const stopped = id ? orch.stoppedReason(id) : undefined;
+  if (stopped) return sendHtml(ctx, 410, stoppedPage(stopped, next.url, next.pool.noun));
+  sendHtml(ctx, 200, loadingPage(next.url, next.pool.noun));
+}
 
-  const trusted = trustedProxies(config.trustedProxy);
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { path, query } = splitUrl(req);
-    const client = clientKey(clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted));
-    const params = new URLSearchParams(query);
-    const method = req.method ?? 'GET';
-    const isApi = path.startsWith('/api/');
-    if (isApi) for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
-
-    if (isApi && method === 'OPTIONS') {
-      res.writeHead(204).end();
-      return;
-    }
-    if (path === '/api/stats' || path === '/api/stats/') {
-      if (method !== 'GET' && method !== 'HEAD') throw new MethodNotAllowed(['GET']);
-      sendJson(res, 200, orch.stats());
-      return;
-    }
-    if (path === '/stats' || path === '/stats/') {
-      redirect(res, '/api/stats');
-      return;
-    }
-    if (path === '/api/spawn' || path === '/api/spawn/') {
-      if (method !== 'POST') throw new MethodNotAllowed(['POST']);
-      const text = await readBody(req, 64 * 1024);
-      const body = text.trim() ? parseJsonObject(text) : {};
-      const pool = typeof body.pool === 'string' ? body.pool : (params.get('pool') ?? undefined);
-      if (body.path !== undefined && typeof body.path !== 'string') throw new BadRequest('"path" must be a string');
-      const context: ClaimContext = { path: body.path ? safePath(body.path as string) : '', query, client };
-      const claim = await orch.claimOrWait(pool, context, config.spawnWait * 1000);
-      sendJson(res, 200, { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) });
-      return;
-    }
-    const wait = /^\/api\/wait\/([A-Za-z0-9]{1,64})$/.exec(path);
-    if (wait) {
-      const view = await orch.waitTicket(wait[1]!, LONG_POLL_MS);
-      if (view.state === 'ready') sendJson(res, 200, { ready: true, url: view.url });
-      else if (view.state === 'waiting') sendJson(res, 200, { ready: false, position: view.position, waiting: view.waiting });
-      else sendJson(res, 410, { status: 410, message: 'no container became free in time; please try again in a little while' }, { 'Retry-After': '30' });
-      return;
-    }
-    if (isApi) throw new NotFound(`no API ${path}`);
-    if (method !== 'GET' && method !== 'HEAD') {
-      throw new NotFound(`nothing at ${path.slice(0, 200)}: this session is gone; reload the page to get a new one`);
-    }
-    const spawn = /^\/spawn(\/.*)?$/.exec(path);
-    // HEAD (link checkers, prefetchers) never takes a container.
-    if (!spawn || method === 'HEAD') {
-      const next = spawnUrlFor(spawn ? (spawn[1] ?? '/') : path, query, config.pools);
-      sendHtml(res, 200, loadingPage(next.url, next.pool.noun));
-      return;
-    }
-    const rest = spawn[1] && spawn[1] !== '/' ? safePath(spawn[1]) : '';
-    const context: ClaimContext = { path: rest, query, client };
-    const pool = params.get('pool') ?? undefined;
-    const noun = config.pools.find((p) => p.name === pool)?.noun ?? config.pools[0]!.noun;
-    const ticket = params.get('ticket');
-    const returning = readCookie(req, VISITOR_COOKIE);
-    const ownUrl = returning && !ticket ? orch.returningVisitorUrl(returning, context) : undefined;
-    if (ownUrl) return redirect(res, ownUrl);
-    const cookieLife = config.cullMax > 0 ? config.cullMax : 86_400;
-    const claimed = (visitorId: string, url: string) => redirect(res, url, { 'Set-Cookie': affinityCookie(req, VISITOR_COOKIE, visitorId, cookieLife) });
-    try {
-      if (ticket) {
-        const view = orch.ticketView(ticket);
-        if (view.state === 'ready') return claimed(view.visitorId, view.url);
-        if (view.state === 'waiting') return sendHtml(res, 200, waitingPage(ticket, req.url ?? '/', view.position, noun));
-        // Gone (expired or unknown): start over as a new visitor.
-      }
-      const claim = await orch.claimNow(pool, context);
-      if (claim) return claimed(claim.id, claim.url);
-      const id = orch.enqueueTicket(pool, context);
-      const retry = new URLSearchParams(query);
-      retry.set('ticket', id);
-      const view = orch.ticketView(id);
-      sendHtml(res, 200, waitingPage(id, `/spawn${rest}?${retry}`, view.state === 'waiting' ? view.position : 0, noun));
-    } catch (err) {
-      if (err instanceof HttpError && (err.status === 503 || err.status === 429)) {
-        const retryAfter = Number(err.headers['Retry-After'] ?? 30);
-        sendHtml(res, 503, fullPage(err.message, retryAfter, noun), { 'Retry-After': String(retryAfter) });
-        return;
-      }
-      throw err;
-    }
-  }
-
-  return (req: IncomingMessage, res: ServerResponse) => {
-    handle(req, res).catch((err: unknown) => sendError(res, err, log));
+/** A visitor turned away for now (the node is full or shutting down) gets a page, not JSON. */
+function busyPage(noun: (ctx: Context) => string) {
+  return (err: HttpError, ctx: Context) => {
+    if (err.status !== 503 && err.status !== 429) return undefined;
+    const retryAfter = Number(err.headers['Retry-After'] ?? 30);
+    return { status: 503, html: fullPage(err.message, retryAfter, noun(ctx)), headers: { 'Retry-After': String(retryAfter) } };
   };
 }
 
-function adminHandler(orch: Orchestrator, config: OrchestratorConfig, registry: ReturnType<typeof createRegistry>, log: Logger) {
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { path } = splitUrl(req);
-    const method = req.method ?? 'GET';
-    // The page itself holds no data; it sends the token (from the URL fragment) on its API calls.
-    if ((path === '/' || path === '/status') && (method === 'GET' || method === 'HEAD')) {
-      const html = statusPageHtml({ title: `nbpool orchestrator ${config.instance}`, historyPath: '/api/stats/history', statsPath: '/api/stats' });
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(html) });
-      res.end(html);
-      return;
-    }
-    if (!hasToken(req, config.adminAuthToken)) throw new Forbidden();
-    if (path === '/metrics') {
-      if (method !== 'GET') throw new MethodNotAllowed(['GET']);
-      const text = await registry.metrics();
-      res.writeHead(200, { 'Content-Type': registry.contentType }).end(text);
-      return;
-    }
-    if (path === '/api/stats' || path === '/api/stats/') {
-      if (method !== 'GET') throw new MethodNotAllowed(['GET']);
-      return sendJson(res, 200, orch.stats());
-    }
-    if (path === '/api/stats/history') {
-      if (method !== 'GET') throw new MethodNotAllowed(['GET']);
-      return sendJson(res, 200, orch.history.toJSON());
-    }
-    if (path === '/api/pools' || path === '/api/pools/') {
-      if (method !== 'GET') throw new MethodNotAllowed(['GET']);
-      const pools: Record<string, unknown> = {};
-      for (const name of orch.core.poolNames()) pools[name] = orch.poolStats(name);
-      return sendJson(res, 200, { pools });
-    }
-    const match = /^\/api\/pools\/([^/]+)(?:\/([a-z]+))?\/?$/.exec(path);
-    if (!match) throw new NotFound(`no admin API ${path.slice(0, 200)}; see GET /api/pools`);
-    const name = decodePath(match[1]!);
-    const action = match[2];
-    if (!action) {
-      if (method !== 'GET') throw new MethodNotAllowed(['GET']);
-      return sendJson(res, 200, orch.poolStats(name));
-    }
-    if (method !== 'POST') throw new MethodNotAllowed(['POST']);
-    const text = await readBody(req, 64 * 1024);
-    const body = text.trim() ? parseJsonObject(text) : {};
-    switch (action) {
-      case 'resize':
-        if (!('size' in body)) throw new BadRequest('send {"size": N}');
-        orch.resize(name, body.size);
-        return sendJson(res, 200, orch.poolStats(name));
-      case 'refresh': {
-        const generation = orch.refresh(name);
-        return sendJson(res, 200, { ...orch.poolStats(name), generation });
-      }
-      case 'drain':
-        orch.drain(name, false);
-        return sendJson(res, 200, orch.poolStats(name));
-      case 'empty':
-        orch.drain(name, true);
-        return sendJson(res, 200, orch.poolStats(name));
-      case 'resume':
-        orch.resume(name);
-        return sendJson(res, 200, orch.poolStats(name));
-      case 'claim': {
-        if (body.path !== undefined && typeof body.path !== 'string') throw new BadRequest('"path" must be a string');
-        if (body.query !== undefined && typeof body.query !== 'string') throw new BadRequest('"query" must be a string');
-        const claim = await orch.claimOrWait(name, { path: body.path ? safePath(body.path as string) : '', query: (body.query as string | undefined) ?? '' }, config.spawnWait * 1000);
-        return sendJson(res, 200, claim);
-      }
-      default:
-        throw new NotFound(`no pool action ${JSON.stringify(action)}; actions: resize, refresh, drain, empty, resume, claim`);
-    }
-  }
-  return (req: IncomingMessage, res: ServerResponse) => {
-    handle(req, res).catch((err: unknown) => sendError(res, err, log));
+function publicApp(orch: Orchestrator, config: OrchestratorConfig, log: Logger): Koa {
+  const cookieLife = config.cullMax > 0 ? config.cullMax : 86_400;
+  const trusted = trustedProxies(config.trustedProxy);
+  /** Who asks, for fair shares: the address a trusted proxy names, else the socket's. */
+  const clientOf = (ctx: Context) => clientKey(clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for'], trusted));
+  const nounOf = (ctx: Context) => {
+    const pool = new URLSearchParams(ctx.querystring).get('pool');
+    return config.pools.find((p) => p.name === pool)?.noun ?? config.pools[0]!.noun;
   };
+
+  /** GET /spawn/<path>: a returning visitor's own container, a fresh one, or a place in line. */
+  async function spawn(ctx: RouterContext): Promise<void> {
+    // HEAD (link checkers, prefetchers) never takes a container.
+    if (ctx.method === 'HEAD') return loading(ctx, orch, config.pools);
+    const sub = ctx.path.slice('/spawn'.length);
+    const rest = sub && sub !== '/' ? safePath(sub) : '';
+    const query = ctx.querystring;
+    const params = new URLSearchParams(query);
+    const context: ClaimContext = { path: rest, query, client: clientOf(ctx) };
+    const noun = nounOf(ctx);
+    const ticket = params.get('ticket');
+    const returning = readCookie(ctx.req, VISITOR_COOKIE);
+    const ownUrl = returning && !ticket ? orch.returningVisitorUrl(returning, context) : undefined;
+    if (ownUrl) return redirect(ctx, ownUrl);
+    const claimed = (visitorId: string, url: string) => redirect(ctx, url, { 'Set-Cookie': affinityCookie(ctx.req, VISITOR_COOKIE, visitorId, cookieLife) });
+    if (ticket) {
+      const view = orch.ticketView(ticket);
+      if (view.state === 'ready') return claimed(view.visitorId, view.url);
+      if (view.state === 'waiting') return sendHtml(ctx, 200, waitingPage(ticket, ctx.url, view.position, noun));
+      // Gone (expired or unknown): start over as a new visitor.
+    }
+    const pool = params.get('pool') ?? undefined;
+    const claim = await orch.claimNow(pool, context);
+    if (claim) return claimed(claim.id, claim.url);
+    const id = orch.enqueueTicket(pool, context);
+    const retry = new URLSearchParams(query);
+    retry.set('ticket', id);
+    const view = orch.ticketView(id);
+    sendHtml(ctx, 200, waitingPage(id, `/spawn${rest}?${retry}`, view.state === 'waiting' ? view.position : 0, noun));
+  }
+
+  const api = new Router({ sensitive: true });
+  api.get('/api/stats', (ctx) => {
+    ctx.body = orch.stats();
+  });
+  api.all('/stats', (ctx) => redirect(ctx, '/api/stats'));
+  api.post('/api/spawn', jsonBody({ limit: BODY_LIMIT, emptyIsObject: true }), async (ctx) => {
+    const body = ctx.request.body!;
+    if (body.path !== undefined && typeof body.path !== 'string') throw new BadRequest('"path" must be a string');
+    const pool = typeof body.pool === 'string' ? body.pool : (new URLSearchParams(ctx.querystring).get('pool') ?? undefined);
+    const context: ClaimContext = { path: body.path ? safePath(body.path as string) : '', query: ctx.querystring, client: clientOf(ctx) };
+    const claim = await orch.claimOrWait(pool, context, config.spawnWait * 1000);
+    ctx.body = { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) };
+  });
+  api.all(/^\/api\/wait\/([A-Za-z0-9]{1,64})$/, async (ctx) => {
+    const view = await orch.waitTicket(ctx.captures![0]!, LONG_POLL_MS);
+    if (view.state === 'ready') ctx.body = { ready: true, url: view.url };
+    else if (view.state === 'waiting') ctx.body = { ready: false, position: view.position, waiting: view.waiting };
+    else throw new Gone('no container became free in time; please try again in a little while', { 'Retry-After': '30' });
+  });
+
+  const pages = new Router({ sensitive: true });
+  pages.all('/api/{*rest}', (ctx) => {
+    throw new NotFound(`no API ${ctx.path}`);
+  });
+  pages.get('/spawn{/*rest}', htmlErrors(busyPage(nounOf)), spawn);
+  pages.get('{/*rest}', (ctx) => loading(ctx, orch, config.pools));
+
+  return apiApp(
+    log,
+    cors({ origin: config.allowOrigin, paths: /^\/api\//, methods: 'GET, POST, OPTIONS', headers: 'Content-Type, Authorization' }),
+    api.routes(),
+    methodNotAllowed(),
+    pages.routes(),
+    notFound((ctx) => `nothing at ${ctx.path.slice(0, 200)}: this session is gone; reload the page to get a new one`),
+  );
+}
+
+function adminApp(orch: Orchestrator, config: OrchestratorConfig, registry: ReturnType<typeof createRegistry>, log: Logger): Koa {
+  // The page itself holds no data; it sends the token (from the URL fragment) on its API calls.
+  const page = new Router({ sensitive: true });
+  page.get(['/', '/status'], staticPage(statusPageHtml({ title: `nbpool orchestrator ${config.instance}`, historyPath: '/api/stats/history', statsPath: '/api/stats' })));
+
+  const body = jsonBody({ limit: BODY_LIMIT, emptyIsObject: true });
+  /** A pool action: runs `act` on the named pool and answers the pool's figures (plus what `act` returns). */
+  const action = (act: (name: string, body: Record<string, unknown>) => object | void): Middleware[] => [
+    body,
+    (ctx) => {
+      const name = (ctx as RouterContext).params.name!;
+      const extra = act(name, ctx.request.body!);
+      ctx.body = { ...orch.poolStats(name), ...extra };
+    },
+  ];
+
+  const api = new Router({ sensitive: true });
+  api.get('/metrics', metricsRoute(registry));
+  api.get('/api/stats', (ctx) => {
+    ctx.body = orch.stats();
+  });
+  api.get('/api/stats/history', (ctx) => {
+    ctx.body = orch.history.toJSON();
+  });
+  api.get('/api/pools', (ctx) => {
+    const pools: Record<string, unknown> = {};
+    for (const name of orch.core.poolNames()) pools[name] = orch.poolStats(name);
+    ctx.body = { pools };
+  });
+  api.get('/api/pools/:name', (ctx) => {
+    ctx.body = orch.poolStats(ctx.params.name!);
+  });
+  api.post('/api/pools/:name/resize', ...action((name, b) => {
+    if (!('size' in b)) throw new BadRequest('send {"size": N}');
+    orch.resize(name, b.size);
+  }));
+  api.post('/api/pools/:name/refresh', ...action((name) => ({ generation: orch.refresh(name) })));
+  api.post('/api/pools/:name/drain', ...action((name) => orch.drain(name, false)));
+  api.post('/api/pools/:name/empty', ...action((name) => orch.drain(name, true)));
+  api.post('/api/pools/:name/resume', ...action((name) => orch.resume(name)));
+  api.post('/api/pools/:name/claim', body, async (ctx) => {
+    const b = ctx.request.body!;
+    if (b.path !== undefined && typeof b.path !== 'string') throw new BadRequest('"path" must be a string');
+    if (b.query !== undefined && typeof b.query !== 'string') throw new BadRequest('"query" must be a string');
+    const context: ClaimContext = { path: b.path ? safePath(b.path as string) : '', query: (b.query as string | undefined) ?? '' };
+    ctx.body = await orch.claimOrWait(ctx.params.name!, context, config.spawnWait * 1000);
+  });
+  api.post('/api/pools/:name/:action', (ctx) => {
+    throw new NotFound(`no pool action ${JSON.stringify(ctx.params.action)}; actions: resize, refresh, drain, empty, resume, claim`);
+  });
+
+  return apiApp(
+    log,
+    page.routes(),
+    requireToken(config.adminAuthToken),
+    wellFormedPath,
+    api.routes(),
+    methodNotAllowed(),
+    notFound((ctx) => `no admin API ${ctx.path.slice(0, 200)}; see GET /api/pools`),
+  );
 }
 
 /** Sole ownership of the instance on the engine, or one clear line saying who has it. */
@@ -295,7 +276,7 @@ export async function startOrchestrator(
     probe: new HttpProbe(),
     journal: new FileClaimJournal(config.claimsJournal ?? join('.nbpool', `claims-${config.instance}.log`)),
     registry,
-    version: packageVersion(),
+    version: VERSION,
   });
   try {
     await orch.start();
@@ -303,8 +284,8 @@ export async function startOrchestrator(
     await release();
     throw err;
   }
-  const publicServer = createServer(publicHandler(orch, config, deps.log));
-  const adminServer = createServer(adminHandler(orch, config, registry, deps.log));
+  const publicServer = serverFor(publicApp(orch, config, deps.log));
+  const adminServer = serverFor(adminApp(orch, config, registry, deps.log));
   publicServer.keepAliveTimeout = 65_000;
   let url: string;
   let adminUrl: string;

@@ -26,6 +26,12 @@ export function visitorIdOfRoute(path: string): string | undefined {
   return id && !id.includes('/') ? id : undefined;
 }
 
+/** The visitor id in any path under a visitor's base path (`/user/<id>/...`), or undefined. */
+export function visitorIdOfPath(path: string): string | undefined {
+  if (!path.startsWith(ROUTE_PREFIX)) return undefined;
+  return visitorIdOfRoute(ROUTE_PREFIX + path.slice(ROUTE_PREFIX.length).split('/', 1)[0]);
+}
+
 export interface ClaimContext {
   /** Path inside the container, starting with '/', or '' for the pool's entry path. */
   path: string;

@@ -4,17 +4,21 @@
  *   GET    /api/routes/<path>                 one route, 404 when absent
  *   POST   /api/routes/<path>  {"target": ...} add or replace, 201
  *   DELETE /api/routes/<path>                 204, 404 when absent
- * with `Authorization: token <t>` when a token is configured (403 otherwise). Every bad input is a
- * 4xx with a JSON message.
+ * with `Authorization: token <t>` (403 otherwise). As in CHP, an unknown path is a 404 and another
+ * method a 405 before the token is looked at. Every bad input is a 4xx with a JSON message.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BadRequest, Forbidden, MethodNotAllowed, NotFound } from '../shared/errors.js';
-import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
+import type Koa from 'koa';
+import { Router } from '@koa/router';
+import { BadRequest, MethodNotAllowed, NotFound } from '../shared/errors.js';
+import { decodePath } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
+import { apiApp, emptyReply, jsonBody, methodNotAllowed, notFound, requireToken, type Context, type Middleware } from '../shared/web.js';
 import type { RouteService } from './route-service.js';
 
 const COLLECTION = '/api/routes';
-const METHODS = ['GET', 'POST', 'DELETE'] as const;
+/** The collection and everything under it, matched on the raw path (the route path may hold anything). */
+const ROUTES = /^\/api\/routes(?:\/.*)?$/;
+const METHODS = ['GET', 'POST', 'DELETE'];
 
 function inactiveSinceOf(query: string): Date | undefined {
   const params = new URLSearchParams(query);
@@ -26,50 +30,44 @@ function inactiveSinceOf(query: string): Date | undefined {
   return new Date(stamp);
 }
 
-async function handle(service: RouteService, authToken: string | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  const rawPath = q === -1 ? url : url.slice(0, q);
-  if (rawPath !== COLLECTION && !rawPath.startsWith(COLLECTION + '/')) throw new NotFound('not found; the API serves /api/routes');
-  const method = req.method ?? '';
-  if (!(METHODS as readonly string[]).includes(method)) throw new MethodNotAllowed(METHODS);
-  if (!hasToken(req, authToken)) throw new Forbidden();
-  const sub = rawPath.slice(COLLECTION.length);
-  const routePath = decodePath(sub);
-
-  switch (method) {
-    case 'GET': {
-      if (routePath === '' || routePath === '/') {
-        sendJson(res, 200, service.list(inactiveSinceOf(q === -1 ? '' : url.slice(q + 1))));
-      } else {
-        sendJson(res, 200, service.get(routePath));
-      }
-      return;
-    }
-    case 'POST': {
-      const data = parseJsonObject(await readBody(req));
-      await service.add(routePath === '' ? '/' : routePath, data);
-      res.writeHead(201, { 'Content-Length': 0 }).end();
-      return;
-    }
-    case 'DELETE': {
-      if (sub === '') throw new MethodNotAllowed(['GET', 'POST']);
-      const existed = await service.remove(routePath);
-      if (!existed) throw new NotFound(`no route at ${JSON.stringify(routePath.slice(0, 200))}`);
-      res.writeHead(204).end();
-      return;
-    }
-  }
+/** What follows /api/routes in the raw path, e.g. `/user/a%20b/`. */
+function subPath(ctx: Context): string {
+  return ctx.path.slice(COLLECTION.length);
 }
 
-export function apiHandler(service: RouteService, authToken: string | undefined, log: Logger) {
-  return (req: IncomingMessage, res: ServerResponse): void => {
-    handle(service, authToken, req, res).then(
-      () => log.debug({ method: req.method, url: req.url, status: res.statusCode }, 'api'),
-      (err: unknown) => {
-        sendError(res, err, log);
-        log.info({ method: req.method, url: req.url?.slice(0, 200), status: res.statusCode, message: (err as Error).message }, 'api request refused');
-      },
-    );
-  };
+/** The decoded route path, before the body is read (a malformed path is the first 400). */
+const routePath: Middleware = (ctx, next) => {
+  ctx.state.routePath = decodePath(subPath(ctx));
+  return next();
+};
+
+/** CHP has no HEAD on its API; the router would answer one as a GET. */
+const noHead: Middleware = (ctx, next) => {
+  if (ctx.method === 'HEAD') throw new MethodNotAllowed(METHODS);
+  return next();
+};
+
+/** The REST API as a koa app, routes declared here. */
+export function routesApi(service: RouteService, authToken: string | undefined, log: Logger): Koa {
+  const router = new Router({ sensitive: true });
+  const auth = requireToken(authToken);
+
+  router.get(ROUTES, noHead, auth, routePath, (ctx) => {
+    const path = ctx.state.routePath as string;
+    ctx.body = path === '' || path === '/' ? service.list(inactiveSinceOf(ctx.querystring)) : service.get(path);
+  });
+  router.post(ROUTES, auth, routePath, jsonBody(), async (ctx) => {
+    const path = ctx.state.routePath as string;
+    await service.add(path === '' ? '/' : path, ctx.request.body!);
+    emptyReply(ctx, 201);
+  });
+  router.delete(ROUTES, auth, routePath, async (ctx) => {
+    // DELETE /api/routes/ removes the root route; the collection itself cannot be deleted.
+    if (subPath(ctx) === '') throw new MethodNotAllowed(['GET', 'POST']);
+    const path = ctx.state.routePath as string;
+    if (!(await service.remove(path))) throw new NotFound(`no route at ${JSON.stringify(path.slice(0, 200))}`);
+    ctx.status = 204;
+  });
+
+  return apiApp(log, router.routes(), methodNotAllowed(), notFound(() => 'not found; the API serves /api/routes'));
 }

@@ -15,7 +15,7 @@ export const proxyOptionSpecs = {
   authToken: {
     type: 'string',
     env: 'CONFIGPROXY_AUTH_TOKEN',
-    help: 'token the REST API requires in `Authorization: token <t>` (empty: no auth)',
+    help: 'token the REST API requires in `Authorization: token <t>` (default: generated, kept in .nbpool/route-api-token)',
     metavar: 'TOKEN',
   },
   defaultTarget: { type: 'url', help: 'target for requests no route matches (proto://host[:port])' },

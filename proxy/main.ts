@@ -1,8 +1,8 @@
 /** `nbpool proxy`: the configurable-http-proxy compatible front door, as its own process. */
-import { rmSync, writeFileSync } from 'node:fs';
 import { renderHelp } from '../shared/config.js';
-import { onShutdown } from '../shared/lifecycle.js';
+import { onShutdown, writePidFile } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
+import { ensureToken, ROUTE_API_TOKEN_FILE, whereToFind } from '../shared/token.js';
 import { parseProxyArgs, proxyOptionSpecs } from './config.js';
 import { startProxy } from './server.js';
 
@@ -19,17 +19,21 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   const log = createLogger('proxy', config.logLevel);
+  const given = config.authToken;
+  const routeToken = ensureToken(given, ROUTE_API_TOKEN_FILE);
+  config.authToken = routeToken.token;
   // Written before listening, so it exists by the time anyone sees the proxy answer.
-  if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
+  const removePidFile = writePidFile(config.pidFile);
   let proxy;
   try {
     proxy = await startProxy(config, log);
   } catch (err) {
-    if (config.pidFile) rmSync(config.pidFile, { force: true });
+    removePidFile();
     throw err;
   }
+  process.stderr.write(`nbpool proxy: route API ${proxy.apiUrl} (Authorization: token ...; ${whereToFind(routeToken, given, 'CONFIGPROXY_AUTH_TOKEN')})\n`);
   onShutdown(log, async () => {
     await proxy.close();
-    if (config.pidFile) rmSync(config.pidFile, { force: true });
+    removePidFile();
   });
 }

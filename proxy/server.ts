@@ -10,13 +10,16 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
+import { Router } from '@koa/router';
 import { BadRequest, HttpError } from '../shared/errors.js';
-import { closeServer, listenOn, reachableAddress } from '../shared/net.js';
+import { escapeHtml } from '../shared/html.js';
+import { closeServer, listenOn } from '../shared/net.js';
 import { decodePath } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
-import { createRegistry, serveMetrics } from '../shared/metrics.js';
+import { createRegistry } from '../shared/metrics.js';
 import type { RouteTableClient } from '../shared/types.js';
-import { apiHandler } from './api.js';
+import { apiApp, methodNotAllowed, metricsRoute, notFound, serverFor } from '../shared/web.js';
+import { routesApi } from './api.js';
 import type { ProxyConfig } from './config.js';
 import { NodeForwarder, type Forwarder, type ForwardHooks } from './forward.js';
 import { createProxyMetrics } from './metrics.js';
@@ -38,10 +41,6 @@ export interface RunningProxy {
 
 /** How long close() lets requests in flight finish before cutting them. */
 const CLOSE_GRACE_MS = 5000;
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 function builtinErrorPage(code: number): string {
   const title = `${code}: ${code === 404 ? 'No Route' : code === 503 ? 'Proxy Target Missing' : escapeHtml(STATUS_CODES[code] ?? 'Error')}`;
@@ -161,6 +160,13 @@ function routingPath(req: IncomingMessage, hostRouting: boolean): string {
   return '/' + (end <= 0 ? host : host.slice(0, end)) + path;
 }
 
+/** The --metrics-port server: GET /metrics and nothing else. */
+function metricsOnly(registry: Registry, log: Logger): Server {
+  const router = new Router();
+  router.get('/metrics', metricsRoute(registry));
+  return serverFor(apiApp(log, router.routes(), methodNotAllowed(), notFound(() => 'only GET /metrics here')));
+}
+
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
   const tls = config.sslKey !== undefined && config.sslCert !== undefined;
   const service = await RouteService.open(config.storageBackend, {
@@ -271,10 +277,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   publicServer.on('upgrade', onUpgrade);
   refuseConnect(publicServer);
 
-  const handleApi = apiHandler(service, config.authToken, log.child({ component: 'api' }));
+  const handleApi = routesApi(service, config.authToken, log.child({ component: 'api' })).callback();
   const apiServer = createHttpServer((req, res) => {
     res.on('finish', () => metrics.apiRequest(res.statusCode));
-    handleApi(req, res);
+    void handleApi(req, res);
   });
   refuseConnect(apiServer);
 
@@ -286,9 +292,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     servers.push(apiServer);
     let metricsUrl: string | undefined;
     if (config.metricsPort !== undefined) {
-      const metricsServer = await serveMetrics(registry, config.metricsPort, config.metricsIp ?? '');
+      const metricsServer = metricsOnly(registry, log);
+      const metricsAddress = await listenOn(metricsServer, config.metricsPort, config.metricsIp);
       servers.push(metricsServer);
-      metricsUrl = `http://${reachableAddress(metricsServer)}/metrics`;
+      metricsUrl = `http://${metricsAddress}/metrics`;
     }
     const publicUrl = `${tls ? 'https' : 'http'}://${publicAddress}`;
     const apiUrl = `http://${apiAddress}`;

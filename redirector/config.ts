@@ -21,6 +21,12 @@ export const redirectorOptionSpecs = {
     help: 'where the node list persists: file:///path.json, redis://host:port or memory: [default file://$PWD/.nbpool/redirector-nodes.json]',
     metavar: 'URL',
   },
+  adminAuthToken: {
+    type: 'string',
+    env: 'ADMIN_AUTH_TOKEN',
+    help: 'token the admin API requires (Authorization: token T); default: generated, kept in .nbpool/admin-token',
+    metavar: 'TOKEN',
+  },
   corsOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for /api/spawn and /api/stats ("" for none)', metavar: 'ORIGIN' },
   frameAncestors: { type: 'string', default: '*', help: 'CSP frame-ancestors: which pages may embed the link in an iframe', metavar: 'SOURCES' },
   logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], help: 'log level', metavar: 'LEVEL' },
@@ -38,8 +44,6 @@ export interface RedirectorConfig extends RedirectorOptions {
   /** Nodes from --node and the config file's `nodes`, added to the persisted list at start. */
   nodes: NodeSpec[];
   stateStore: string;
-  /** ADMIN_AUTH_TOKEN; without it the admin API is open (bind it to loopback). */
-  adminToken: string | undefined;
 }
 
 export const DEFAULT_STORE_FILE = '.nbpool/redirector-nodes.json';
@@ -76,7 +80,6 @@ export function parseRedirectorConfig(argv: readonly string[], env: NodeJS.Proce
       ...values,
       nodes,
       stateStore: values.stateStore ?? pathToFileURL(resolve(cwd, DEFAULT_STORE_FILE)).href,
-      adminToken: env.ADMIN_AUTH_TOKEN || undefined,
     },
   };
 }

@@ -1,18 +1,34 @@
 /**
- * The redirector's two HTTP servers. Public: the one stable link (302 to a node with room, path
- * and query kept), POST /api/spawn forwarded, GET /api/stats. Admin (token): the node list, drain,
- * tmpnb-redirector's /hosts, and Prometheus /metrics. Handlers only parse, call the registry and
- * map typed errors to statuses.
+ * The redirector's two HTTP servers as koa apps. Public: the one stable link (302 to a node with
+ * room, path and query kept), POST /api/spawn forwarded, GET /api/stats. Admin (token): the node
+ * list, drain, tmpnb-redirector's /hosts, and Prometheus /metrics. Handlers only parse, call the
+ * registry and map typed errors to statuses; routes are declared where the apps are built.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Router } from '@koa/router';
 import { Counter, Gauge } from 'prom-client';
-import { BadRequest, ConfigError, Forbidden, HttpError, MethodNotAllowed, NotFound, ServiceUnavailable, TooManyRequests } from '../shared/errors.js';
+import { BadRequest, ConfigError, HttpError, NotFound, ServiceUnavailable, TooManyRequests } from '../shared/errors.js';
 import { closeServer, listenOn } from '../shared/net.js';
-import { decodePath, hasToken, parseJsonObject, readBody, sendError, sendJson } from '../shared/http.js';
+import { readBody } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { affinityCookie, readCookie } from '../shared/cookies.js';
 import { statusPageHtml, type StatusSample } from '../shared/status-page.js';
 import { createRegistry } from '../shared/metrics.js';
+import { VERSION } from '../shared/version.js';
+import {
+  apiApp,
+  cors,
+  jsonBody,
+  methodNotAllowed,
+  metricsRoute,
+  notFound,
+  redirect,
+  requireToken,
+  sendHtml,
+  serverFor,
+  staticPage,
+  wellFormedPath,
+  type Context,
+} from '../shared/web.js';
 import type { RedirectorConfig } from './config.js';
 import { NodeRegistry, normalizeNodeUrl, type NodeState } from './nodes.js';
 import { waitingPage } from './waiting.js';
@@ -31,20 +47,7 @@ export interface RunningRedirector {
   close(): Promise<void>;
 }
 
-const SPAWN_BODY_LIMIT = 64 * 1024;
-const VERSION = '0.1.0';
-
-/** The path and query exactly as the visitor sent them (absolute-form request targets reduced). */
-function pathAndQuery(req: IncomingMessage): string {
-  const target = req.url ?? '/';
-  if (target.startsWith('/')) return target;
-  try {
-    const url = new URL(target);
-    return url.pathname + url.search;
-  } catch {
-    throw new BadRequest(`bad request target ${JSON.stringify(target.slice(0, 200))}`);
-  }
-}
+const BODY_LIMIT = 64 * 1024;
 
 export async function startRedirector(config: RedirectorConfig, log: Logger): Promise<RunningRedirector> {
   const registry = await NodeRegistry.open(config.stateStore, log);
@@ -60,9 +63,6 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
   // For the status page: per node claimed / warm / free room each second, and visitors sent.
   const history: { samples: StatusSample[]; sent: number } = { samples: [], sent: 0 };
   const frameHeaders: Record<string, string> = config.frameAncestors ? { 'Content-Security-Policy': `frame-ancestors ${config.frameAncestors}` } : {};
-  const corsHeaders: Record<string, string> = config.corsOrigin
-    ? { 'Access-Control-Allow-Origin': config.corsOrigin, ...(config.corsOrigin === '*' ? {} : { Vary: 'Origin' }) }
-    : {};
 
   function totals() {
     const views = registry.list().map((n) => registry.view(n));
@@ -79,48 +79,30 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     };
   }
 
-  function redirect(req: IncomingMessage, res: ServerResponse): void {
-    const target = pathAndQuery(req);
+  /** Any other GET: 302 to a node with room, the path and query kept exactly. */
+  function visit(ctx: Context): void {
+    // The request target as sent (origin-form): a bare `?` is kept too.
+    const target = ctx.url;
     // A returning visitor goes back to their node while it takes visitors: their container is there.
-    const known = readCookie(req, NODE_COOKIE);
+    const known = readCookie(ctx.req, NODE_COOKIE);
     const home = known === undefined ? undefined : registry.list().find((n) => n.record.id === known);
     if (home && home.up && !registry.view(home).draining) {
       metrics.visitors.inc({ node: home.record.id, kind: 'returning' });
-      res.writeHead(302, { ...frameHeaders, Location: home.record.url + target, 'Cache-Control': 'no-store', 'Content-Length': 0 });
-      res.end();
-      return;
+      return redirect(ctx, home.record.url + target, frameHeaders);
     }
     const node = registry.choose();
     if (!node) {
       metrics.full.inc({ kind: 'page' });
-      const html = waitingPage(config.retryAfter);
-      res.writeHead(503, {
-        ...frameHeaders,
-        'Content-Type': 'text/html; charset=utf-8',
-        'Cache-Control': 'no-store',
-        'Retry-After': String(config.retryAfter),
-        'Content-Length': Buffer.byteLength(html),
-      });
-      res.end(req.method === 'HEAD' ? undefined : html);
-      return;
+      return sendHtml(ctx, 503, waitingPage(config.retryAfter), { ...frameHeaders, 'Retry-After': String(config.retryAfter) });
     }
     metrics.visitors.inc({ node: node.record.id, kind: 'redirect' });
     history.sent++;
-    res.writeHead(302, {
-      ...frameHeaders,
-      Location: node.record.url + target,
-      'Set-Cookie': affinityCookie(req, NODE_COOKIE, node.record.id, NODE_COOKIE_MAX_AGE_S),
-      'Cache-Control': 'no-store',
-      'Content-Length': 0,
-    });
-    res.end();
+    redirect(ctx, node.record.url + target, { ...frameHeaders, 'Set-Cookie': affinityCookie(ctx.req, NODE_COOKIE, node.record.id, NODE_COOKIE_MAX_AGE_S) });
   }
 
   /** Forwards (query and body kept) to the chosen node; a node that fails or is full is skipped for the next choice. */
-  async function spawn(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readBody(req, SPAWN_BODY_LIMIT);
-    const target = pathAndQuery(req);
-    const query = target.includes('?') ? target.slice(target.indexOf('?')) : '';
+  async function spawn(ctx: Context): Promise<void> {
+    const body = await readBody(ctx.req, BODY_LIMIT);
     const tried = new Set<string>();
     let sawFull = false;
     // Each failure takes its node out of the running until its next poll, so this ends.
@@ -128,10 +110,11 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
       const node = registry.choose();
       if (!node || tried.has(node.record.id)) break;
       tried.add(node.record.id);
-      const outcome = await forwardSpawn(node, query, body, req.headers['content-type']);
+      const outcome = await forwardSpawn(node, ctx.search, body, ctx.get('content-type') || undefined);
       if (outcome.kind === 'answer') {
         metrics.visitors.inc({ node: node.record.id, kind: 'spawn' });
-        sendJson(res, outcome.status, outcome.body, corsHeaders);
+        ctx.status = outcome.status;
+        ctx.body = outcome.body;
         return;
       }
       metrics.spawnFailures.inc({ node: node.record.id });
@@ -141,10 +124,9 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
       } else registry.markDown(node.record.id, outcome.error);
     }
     metrics.full.inc({ kind: 'api' });
-    const error = sawFull || registry.list().some((n) => n.up)
+    throw sawFull || registry.list().some((n) => n.up)
       ? new TooManyRequests('every node is full; retry later', config.retryAfter)
       : new ServiceUnavailable('no node is up; retry later', config.retryAfter);
-    sendJson(res, error.status, { status: error.status, message: error.message }, { ...corsHeaders, ...error.headers });
   }
 
   type SpawnOutcome = { kind: 'answer'; status: number; body: unknown } | { kind: 'full' } | { kind: 'failed'; error: string };
@@ -179,95 +161,84 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     return { kind: 'answer', status: response.status, body: data ?? { status: response.status, message: response.statusText } };
   }
 
-  async function handlePublic(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?', 1)[0]!;
-    if (path === '/api/spawn' || path === '/api/spawn/') {
-      if (req.method === 'OPTIONS') {
-        res.writeHead(204, {
-          ...corsHeaders,
-          'Access-Control-Allow-Methods': 'POST, OPTIONS',
-          'Access-Control-Allow-Headers': 'Content-Type',
-          'Access-Control-Max-Age': '600',
-        });
-        res.end();
-        return;
-      }
-      if (req.method !== 'POST') throw new MethodNotAllowed(['POST', 'OPTIONS']);
-      return spawn(req, res);
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw new MethodNotAllowed(['GET', 'HEAD']);
-    if (path === '/api/stats' || path === '/stats') {
-      sendJson(res, 200, totals(), { ...corsHeaders, 'Cache-Control': 'no-store' });
-      return;
-    }
-    redirect(req, res);
-  }
+  const publicApi = new Router({ sensitive: true });
+  publicApi.post('/api/spawn', spawn);
+  publicApi.get(['/api/stats', '/stats'], (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = totals();
+  });
+  const publicPages = new Router({ sensitive: true });
+  publicPages.get('{/*rest}', visit);
+  const publicServer = serverFor(
+    apiApp(
+      log,
+      cors({ origin: config.corsOrigin, paths: /^\/(?:api\/spawn|api\/stats|stats)\/?$/, methods: 'POST, OPTIONS', headers: 'Content-Type' }),
+      publicApi.routes(),
+      methodNotAllowed(),
+      publicPages.routes(),
+      methodNotAllowed(),
+      notFound((ctx) => `nothing at ${ctx.path.slice(0, 200)}`),
+    ),
+  );
 
-  async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-    return parseJsonObject(await readBody(req, SPAWN_BODY_LIMIT));
+  // The page holds no data; it sends the token (from the URL fragment) on its API calls.
+  const adminPages = new Router({ sensitive: true });
+  adminPages.get(['/', '/status'], staticPage(statusPageHtml({ title: 'nbpool redirector', historyPath: '/api/stats/history', statsPath: '/api/stats' })));
+  adminPages.get('/metrics', metricsRoute(metrics.registry));
+  const body = jsonBody({ limit: BODY_LIMIT });
+  const admin = new Router({ sensitive: true });
+  admin.get('/api/stats', (ctx) => {
+    ctx.body = totals();
+  });
+  admin.get('/api/stats/history', (ctx) => {
+    ctx.body = { interval_ms: HISTORY_INTERVAL_MS, samples: history.samples };
+  });
+  admin.get('/api/nodes', (ctx) => {
+    ctx.body = { nodes: registry.list().map((n) => registry.view(n)) };
+  });
+  admin.post('/api/nodes', body, async (ctx) => {
+    const { id, url } = ctx.request.body!;
+    if (id !== undefined && typeof id !== 'string') throw new BadRequest('"id" must be a string');
+    const { node } = await registry.add({ url: url as string, ...(id === undefined ? {} : { id }) });
+    ctx.status = 201;
+    ctx.body = registry.view(node);
+  });
+  admin.get('/api/nodes/:id', (ctx) => {
+    ctx.body = registry.view(registry.get(ctx.params.id!));
+  });
+  admin.delete('/api/nodes/:id', async (ctx) => {
+    await registry.remove(ctx.params.id!);
+    ctx.status = 204;
+  });
+  for (const verb of ['drain', 'undrain'] as const) {
+    admin.post(`/api/nodes/:id/${verb}`, async (ctx) => {
+      ctx.body = registry.view(await registry.setDraining(ctx.params.id!, verb === 'drain'));
+    });
   }
-
-  async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?', 1)[0]!;
-    // The page holds no data; it sends the token (from the URL fragment) on its API calls.
-    if ((path === '/' || path === '/status') && (req.method === 'GET' || req.method === 'HEAD')) {
-      const html = statusPageHtml({ title: 'nbpool redirector', historyPath: '/api/stats/history', statsPath: '/api/stats' });
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(html) });
-      res.end(req.method === 'HEAD' ? undefined : html);
-      return;
-    }
-    if (path === '/metrics') {
-      if (req.method !== 'GET') throw new MethodNotAllowed(['GET']);
-      const text = await metrics.registry.metrics();
-      res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text);
-      return;
-    }
-    if (!hasToken(req, config.adminToken)) throw new Forbidden();
-    if (path === '/api/stats' || path === '/api/stats/history') {
-      if (req.method !== 'GET') throw new MethodNotAllowed(['GET']);
-      return sendJson(res, 200, path === '/api/stats' ? totals() : { interval_ms: HISTORY_INTERVAL_MS, samples: history.samples });
-    }
-    if (path === '/api/nodes') {
-      if (req.method === 'GET') return sendJson(res, 200, { nodes: registry.list().map((n) => registry.view(n)) });
-      if (req.method !== 'POST') throw new MethodNotAllowed(['GET', 'POST']);
-      const body = await jsonBody(req);
-      if (body.id !== undefined && typeof body.id !== 'string') throw new BadRequest('"id" must be a string');
-      const { node } = await registry.add({ url: body.url as string, ...(body.id === undefined ? {} : { id: body.id as string }) });
-      return sendJson(res, 201, registry.view(node));
-    }
-    const match = /^\/api\/nodes\/([^/]+)(?:\/(drain|undrain))?\/?$/.exec(path);
-    if (match) {
-      const id = decodePath(match[1]!);
-      if (match[2]) {
-        if (req.method !== 'POST') throw new MethodNotAllowed(['POST']);
-        const node = await registry.setDraining(id, match[2] === 'drain');
-        return sendJson(res, 200, registry.view(node));
-      }
-      if (req.method === 'GET') return sendJson(res, 200, registry.view(registry.get(id)));
-      if (req.method !== 'DELETE') throw new MethodNotAllowed(['GET', 'DELETE']);
-      await registry.remove(id);
-      return sendJson(res, 204, undefined);
-    }
-    if (path === '/hosts') {
-      // tmpnb-redirector's API: {"host": url}; POST adds (idempotent), DELETE removes.
-      if (req.method !== 'POST' && req.method !== 'DELETE') throw new MethodNotAllowed(['POST', 'DELETE']);
-      const url = normalizeNodeUrl((await jsonBody(req)).host);
-      if (req.method === 'POST') {
-        const { node, created } = await registry.add({ url }, 'keep');
-        return sendJson(res, created ? 201 : 200, registry.view(node));
-      }
-      const node = registry.findByUrl(url);
-      if (!node) throw new NotFound(`no node with URL ${url}`);
-      await registry.remove(node.record.id);
-      return sendJson(res, 204, undefined);
-    }
-    throw new NotFound(`no admin route ${req.method} ${path}; see GET /api/nodes`);
-  }
-
-  const serve = (handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Server =>
-    createServer((req, res) => void handler(req, res).catch((err: unknown) => sendError(res, err, log)));
-  const publicServer = serve(handlePublic);
-  const adminServer = serve(handleAdmin);
+  // tmpnb-redirector's API: {"host": url}; POST adds (idempotent), DELETE removes.
+  admin.post('/hosts', body, async (ctx) => {
+    const { node, created } = await registry.add({ url: normalizeNodeUrl(ctx.request.body!.host) }, 'keep');
+    ctx.status = created ? 201 : 200;
+    ctx.body = registry.view(node);
+  });
+  admin.delete('/hosts', body, async (ctx) => {
+    const url = normalizeNodeUrl(ctx.request.body!.host);
+    const node = registry.findByUrl(url);
+    if (!node) throw new NotFound(`no node with URL ${url}`);
+    await registry.remove(node.record.id);
+    ctx.status = 204;
+  });
+  const adminServer = serverFor(
+    apiApp(
+      log,
+      adminPages.routes(),
+      requireToken(config.adminAuthToken),
+      wellFormedPath,
+      admin.routes(),
+      methodNotAllowed(),
+      notFound((ctx) => `no admin route ${ctx.method} ${ctx.path}; see GET /api/nodes`),
+    ),
+  );
   const url = `http://${await listenOn(publicServer, config.port, config.ip)}`;
   let adminUrl: string;
   try {

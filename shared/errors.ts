@@ -43,6 +43,13 @@ export class Conflict extends HttpError {
   }
 }
 
+/** Something that existed for a while and no longer does (an expired ticket). */
+export class Gone extends HttpError {
+  constructor(message: string, headers: Record<string, string> = {}) {
+    super(410, message, headers);
+  }
+}
+
 export class PayloadTooLarge extends HttpError {
   constructor(limit: number) {
     super(413, `request body larger than ${limit} bytes`);

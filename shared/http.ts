@@ -1,8 +1,7 @@
-/** Small HTTP helpers shared by the programs' APIs: bounded bodies, safe JSON, error replies. */
+/** Small HTTP helpers shared by the programs' APIs: bounded bodies, safe JSON, paths, tokens. */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BadRequest, HttpError, PayloadTooLarge, statusOf } from './errors.js';
-import type { Logger } from './log.js';
+import type { IncomingMessage } from 'node:http';
+import { BadRequest, PayloadTooLarge } from './errors.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** Deeper JSON than this is refused: no legitimate API body nests so far, and deep values break tools. */
@@ -53,28 +52,6 @@ export function parseJsonObject(text: string, what = 'request body'): Record<str
   return value as Record<string, unknown>;
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    ...(text ? { 'Content-Type': 'application/json; charset=utf-8' } : {}),
-    'Content-Length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-/** Replies to a failed request: the typed error's status and message, or 500 logged with its stack. */
-export function sendError(res: ServerResponse, err: unknown, log?: Logger): void {
-  const status = statusOf(err);
-  if (status >= 500) log?.error({ err }, 'request failed');
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const message = err instanceof HttpError ? err.message : 'internal error';
-  sendJson(res, status, { status, message }, err instanceof HttpError ? err.headers : {});
-}
-
 /** Decodes a URL path component, mapping malformed escapes to a 400 instead of a URIError. */
 export function decodePath(path: string): string {
   try {
@@ -84,9 +61,12 @@ export function decodePath(path: string): string {
   }
 }
 
-/** `Authorization: token <t>` (CHP's and tmpnb's scheme) or `Bearer <t>`, compared in constant time. */
+/**
+ * `Authorization: token <t>` (CHP's and tmpnb's scheme) or `Bearer <t>`, compared in constant time.
+ * Without an expected token nothing passes: an API is never open by default.
+ */
 export function hasToken(req: IncomingMessage, expected: string | undefined): boolean {
-  if (!expected) return true;
+  if (!expected) return false;
   const header = req.headers.authorization ?? '';
   const match = /^(?:token|bearer)\s+(.+)$/i.exec(header.trim());
   if (!match) return false;

@@ -1,5 +1,13 @@
-/** Graceful shutdown: on SIGTERM or SIGINT run the program's stop steps once, then exit. */
+/** Process lifecycle: the PID file, and graceful shutdown on SIGTERM or SIGINT. */
+import { rmSync, writeFileSync } from 'node:fs';
 import type { Logger } from './log.js';
+
+/** Writes our PID to `path` (when one is given) and returns what removes it again. */
+export function writePidFile(path: string | undefined): () => void {
+  if (!path) return () => {};
+  writeFileSync(path, `${process.pid}\n`);
+  return () => rmSync(path, { force: true });
+}
 
 export function onShutdown(log: Logger, stop: () => Promise<void>, graceMs = 10_000): void {
   let stopping = false;

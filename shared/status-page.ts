@@ -8,6 +8,7 @@
  * `statsPath` for the current figures. An admin token may be given in the URL fragment
  * (`#token=...`); it is sent as `Authorization: token ...` and never leaves the browser otherwise.
  */
+import { escapeHtml } from './html.js';
 
 /** One point of the history the page draws; both programs produce this shape. */
 export interface StatusSample {
@@ -27,7 +28,6 @@ export interface StatusPageOptions {
   statsPath: string;
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function statusPageHtml({ title, historyPath, statsPath }: StatusPageOptions): string {
   const config = JSON.stringify({ historyPath, statsPath }).replace(/</g, '\\u003c');

@@ -3,6 +3,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { removeLabelled, requireImage, TINY_IMAGE } from './helpers/docker.js';
 import { waitFor } from './helpers/net.js';
@@ -38,12 +41,25 @@ before(() => requireImage(TINY_IMAGE));
 after(() => removeLabelled('nbpool.instance', instance));
 
 test('nbpool up: a visitor claims a warm container through the proxy; a restart adopts it', async () => {
-  const first = await up();
+  // A proxy flag (--pid-file) reaches the proxy part of up.
+  const pidFile = join(mkdtempSync(join(tmpdir(), 'nbpool-up-')), 'up.pid');
+  const first = await up('--pid-file', pidFile);
+  assert.equal(readFileSync(pidFile, 'utf8').trim(), String(first.child.pid));
   await waitFor(async () => ((await (await fetch(`${first.url}/api/stats`)).json()) as { available: number }).available >= 1, {
     timeoutMs: 60_000,
     what: 'a warm container',
   });
   await waitFor(() => /nbpool up: .* default \d\/2 warm/.test(first.stderr()), { what: 'pool filling progress on the terminal' });
+
+  // No token given: both APIs that change state refuse a request without one, loopback included;
+  // the status page link carries the admin token, the route API's is in the file named.
+  const [, adminUrl, adminToken] = /status page (http:\/\/\S+)\/#token=([\w-]{22,})/.exec(first.stderr())!;
+  const [, routeApi, tokenFile] = /route API (http:\/\/\S+) \(.*the token is in (\S+)\)/.exec(first.stderr())!;
+  const routeToken = readFileSync(tokenFile!, 'utf8').trim();
+  assert.equal((await fetch(`${adminUrl}/api/pools/default/drain`, { method: 'POST' })).status, 403);
+  assert.equal((await fetch(`${adminUrl}/api/pools`, { headers: { Authorization: `token ${adminToken}` } })).status, 200);
+  assert.equal((await fetch(`${routeApi}/api/routes/x`, { method: 'POST', body: '{"target":"http://127.0.0.1:9"}' })).status, 403);
+  assert.equal((await fetch(`${routeApi}/api/routes`, { headers: { Authorization: `token ${routeToken}` } })).status, 200);
 
   const spawned = await fetch(`${first.url}/spawn/`, { redirect: 'manual' });
   assert.equal(spawned.status, 302);
@@ -54,6 +70,7 @@ test('nbpool up: a visitor claims a warm container through the proxy; a restart 
   assert.match(await page.text(), /<title>tiny<\/title>/);
 
   assert.equal(await stop(first), 0, 'SIGTERM exits cleanly');
+  assert.equal(existsSync(pidFile), false, 'the PID file is removed on exit');
 
   const second = await up();
   try {

@@ -35,3 +35,22 @@ test('an unknown command is a clear error with exit code 2', async () => {
   assert.equal(code, 2);
   assert.match(stderr, /unknown command "launch"/);
 });
+
+test('nbpool up takes every option of the proxy and of the orchestrator, but those it wires itself', async () => {
+  const { upOptionSpecs } = await import('../cli/up.js');
+  const { proxyOptionSpecs } = await import('../proxy/config.js');
+  const { orchestratorOptionSpecs } = await import('../orchestrator/config.js');
+  // The proxy's default target is the orchestrator, which up hands the proxy's routes in-process.
+  const wired = ['defaultTarget', 'configproxyEndpoint', 'configproxyAuthToken'];
+  const expected = [...Object.keys(proxyOptionSpecs), ...Object.keys(orchestratorOptionSpecs), 'orchestratorPort'].filter((key) => !wired.includes(key));
+  assert.deepEqual(Object.keys(upOptionSpecs).sort(), [...new Set(expected)].sort());
+  // Each with its program's own spec (help, environment variable, checks); --ip/--port are the public address.
+  const specs: Record<string, unknown> = upOptionSpecs;
+  for (const [key, spec] of Object.entries({ ...proxyOptionSpecs, ...orchestratorOptionSpecs })) {
+    if (!wired.includes(key) && key !== 'ip' && key !== 'port') assert.equal(specs[key], spec, key);
+  }
+  const { stdout } = await nbpool('up', '--help');
+  for (const flag of ['--no-include-prefix', '--custom-header', '--error-path', '--error-target', '--host-routing', '--pid-file', '--ssl-ca', '--pool-size']) {
+    assert.match(stdout, new RegExp(`^  ${flag}\\b`, 'm'), flag);
+  }
+});

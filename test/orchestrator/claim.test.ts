@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import { LABELS } from '../../orchestrator/backend.js';
 import { docker, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { waitFor } from '../helpers/net.js';
-import { http, startNode, stats, waitForWarm, type Node } from './harness.js';
+import { ADMIN_TOKEN, http, startNode, stats, waitForWarm, type Node } from './harness.js';
 
 let node: Node;
 
@@ -219,7 +219,7 @@ test('a returning visitor (cookie) goes back to their own container; others and 
     assert.match(String(forged.headers['set-cookie']), /^nbpool_visitor=/);
 
     const id = /^nbpool_visitor=(\w+)/.exec(pair)![1]!;
-    const removed = await http(`${node.orch.adminUrl}/api/pools/default/empty`, { method: 'POST' });
+    const removed = await http(`${node.orch.adminUrl}/api/pools/default/empty`, { method: 'POST', headers: { Authorization: `token ${ADMIN_TOKEN}` } });
     assert.equal(removed.status, 200, removed.body);
     await waitFor(async () => !(await node.proxy.routes.getRoutes())[`/user/${id}`], { timeoutMs: 30_000, what: 'the emptied pool' });
     const after = await http(`${node.proxy.url}/spawn/`, { headers: { Cookie: pair } });

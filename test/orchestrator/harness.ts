@@ -17,6 +17,9 @@ import { LABELS, type ContainerBackend } from '../../orchestrator/backend.js';
 import { removeLabelled } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 
+/** The admin token every test node takes (a test may give its own with --admin-auth-token). */
+export const ADMIN_TOKEN = 'test-admin-token';
+
 export const TINY_COMMAND = 'tiny-notebook --base-url {base_path} --port {port} --ip {ip} --NotebookApp.token={token}';
 
 export interface TestProxy {
@@ -90,6 +93,7 @@ export function testConfig(instance: string, argv: string[] = [], file: Record<s
       // Every test request comes from loopback, one client: fair shares are tested where asked for.
       '--max-per-client', '0',
       '--claims-per-minute', '0',
+      '--admin-auth-token', ADMIN_TOKEN,
       ...argv,
     ],
     {},

@@ -49,6 +49,8 @@ function poolFlags(instance: string, poolSize: number, maxContainers: number): s
     '--max-containers', String(maxContainers),
     '--instance', instance,
     '--cull-period', '600', '--cull-timeout', '0', '--cull-max', '0',
+    // Every bench visitor comes from loopback: one client, so fair shares would cap the bench.
+    '--max-per-client', '0', '--claims-per-minute', '0',
     '--log-level', 'warn',
   ];
 }

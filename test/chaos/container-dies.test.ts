@@ -15,7 +15,7 @@ import { leaked } from './stack.js';
 
 const NOTICE_WITHIN_MS = 5000;
 
-test("a visitor's container killed: route gone within seconds, their next request says it stopped and offers a fresh one", { timeout: 120_000, todo: 'needs reconcile on engine events (lead)' }, async () => {
+test("a visitor's container killed: route gone within seconds, their next request says it stopped and offers a fresh one", { timeout: 120_000 }, async () => {
   await requireImage(TINY_IMAGE);
   const node = await startNode('chaosdies', ['--pool-size', '1', '--cull-period', '3600']);
   try {
@@ -41,7 +41,7 @@ test("a visitor's container killed: route gone within seconds, their next reques
     });
     assert.ok(noticed !== undefined && noticed * 1000 <= NOTICE_WITHIN_MS, `noticed after ${noticed ?? 'more than 10'} s`);
     assert.equal(figures.claimed, 0, 'no longer counted claimed');
-    assert.equal(next.status, 200, `the visitor gets a page, not a proxy error: ${next.status} ${next.body.slice(0, 200)}`);
+    assert.equal(next.status, 410, `the visitor gets a page saying it is gone, not a proxy error: ${next.status} ${next.body.slice(0, 200)}`);
     assert.match(next.body, /stopped/i, 'the page says their notebook stopped');
     assert.match(next.body, /\/spawn\//, 'and leads to a fresh one');
   } finally {

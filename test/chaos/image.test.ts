@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { docker, removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { waitFor } from '../helpers/net.js';
-import { http, startNode, stats } from '../orchestrator/harness.js';
+import { http, startNode, stats, ADMIN_TOKEN } from '../orchestrator/harness.js';
 import { recordFigures, secondsSince } from './figures.js';
 import { leaked } from './stack.js';
 
@@ -31,7 +31,7 @@ test('image missing: failures back off, the API and status page say why, the poo
     const attempts = (await stats(node)).pools.default!.failures - before;
     assert.ok(attempts <= 10, `${attempts} failed starts in 6 s`);
     // The status page draws its pool table from the admin API's figures.
-    const admin = JSON.parse((await http(`${node.orch.adminUrl}/api/stats`)).body) as Awaited<ReturnType<typeof stats>>;
+    const admin = JSON.parse((await http(`${node.orch.adminUrl}/api/stats`, { headers: { Authorization: `token ${ADMIN_TOKEN}` } })).body) as Awaited<ReturnType<typeof stats>>;
     assert.equal(admin.pools.default!.last_failure, failing.last_failure);
     // A visitor meanwhile: a clear "try again", not a 5xx page.
     const visitor = await http(`${node.proxy.url}/api/spawn`, { method: 'POST' });

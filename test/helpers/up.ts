@@ -39,13 +39,17 @@ export function spawnUp(args: readonly string[], env: NodeJS.ProcessEnv = proces
 /** Starts `nbpool up ARGS` and waits for its "visitors open" line. */
 export async function startUp(args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000): Promise<UpProcess> {
   const { child, stderr, stdout, exited: done } = spawnUp(args, env);
-  const started = waitFor(() => /visitors open (http:\/\/\S+?)\/? +\(route API (\S+), admin and status page (\S+?)\/?\)/.exec(stderr()) ?? undefined, {
+  const started = waitFor(() => {
+    const visitors = /visitors open (http:\/\/\S+?)\/? +\(status page and admin API (\S+?)\/?\)/.exec(stderr());
+    const routeApi = /route API (http:\/\/\S+)/.exec(stderr());
+    return visitors && routeApi ? [visitors[1]!, routeApi[1]!, visitors[2]!] : undefined;
+  }, {
     timeoutMs,
     intervalMs: 50,
     what: 'nbpool up to start',
   });
   const failed = done.then((code) => Promise.reject(new Error(`nbpool up exited with ${code}: ${stderr()}`)));
-  let line: RegExpExecArray;
+  let line: string[];
   try {
     line = await Promise.race([started, failed]);
   } catch (err) {

@@ -369,11 +369,12 @@ export class PoolCore {
 
   /**
    * Claims are arriving (the last one within refillDelayMs) and the pool is not running dry (no
-   * one waiting, and at least a quarter of its size, and one, still warm).
+   * one waiting, and more than half its size still warm): a steady stream of visitors drains a
+   * pool to half, and from there it refills at full speed while they keep coming.
    */
   private refillPaused(pool: PoolRecord, warm: number, now: number): boolean {
     if (now - pool.lastClaimAt >= this.limits.refillDelayMs || pool.waiters.length > 0) return false;
-    return warm >= Math.max(1, Math.ceil(pool.size / 4));
+    return warm > Math.max(1, Math.floor(pool.size / 2));
   }
 
   /**

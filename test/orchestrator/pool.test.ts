@@ -189,7 +189,7 @@ test('refill yields to claims: one start at a time while claims arrive, full spe
   assert.deepEqual(core.startPlan(1030), new Map(), 'the one slot is taken');
   assert.deepEqual(core.startPlan(1010 + 250), new Map([['a', 1]]), 'burst over: the rest at once (1 of 2 left to start)');
   assert.equal(core.figures('a', 1300).refillPaused, false);
-  // Running dry: fewer than a quarter of the size warm -> no pacing.
+  // Running dry: half the size or less warm -> no pacing.
   for (let t = 0; t < 5; t++) core.claim('a', 2000 + t);
   assert.equal(core.figures('a', 2010).warm, 1);
   assert.equal(core.startPlan(2010).get('a'), 6, 'dry: refill at full parallelism (7 missing, 1 starting)');

@@ -42,7 +42,7 @@ export async function startUp(args: readonly string[], env: NodeJS.ProcessEnv = 
   const started = waitFor(() => {
     const visitors = /visitors open (http:\/\/\S+?)\/? +\(status page and admin API (\S+?)\/?\)/.exec(stderr());
     const routeApi = /route API (http:\/\/\S+)/.exec(stderr());
-    return visitors && routeApi ? [visitors[1]!, routeApi[1]!, visitors[2]!] : undefined;
+    return visitors && routeApi ? [visitors[0], visitors[1]!, routeApi[1]!, visitors[2]!] : undefined;
   }, {
     timeoutMs,
     intervalMs: 50,

@@ -25,7 +25,7 @@ test('--help starts with the usage line and says how --max-containers is compute
 
 test('bad flags are one clear line and exit code 2', async () => {
   for (const [args, message] of [
-    [['--pool-size', '-1'], /--pool-size .* must be at least 0/],
+    [['--pool-size', '-1'], /--pool-size: must be a whole number or auto/],
     [['--mem-limit', 'lots'], /--mem-limit must be a size/],
     [['--instance', 'a b'], /--instance: letters/],
   ] as const) {

@@ -27,7 +27,6 @@ import { reconcile, type KnownContainer } from './reconcile.js';
 import { containerSpec } from './spec.js';
 import { basePath, newVisitorId, routePath, visitorIdOfRoute, visitorUrl, type ClaimContext } from './visitor.js';
 
-export type { ClaimContext } from './visitor.js';
 /** How often waiters are checked, starts planned and backoffs re-tried. */
 const TICK_MS = 200;
 /** A loading page that has not polled for this long is taken out of the line. */

@@ -43,9 +43,9 @@ import { FileClaimJournal } from './claim-journal.js';
 import { DockerBackend } from './docker-backend.js';
 import { HttpProbe } from './probe.js';
 import { InstanceTaken } from './instance-owner.js';
-import { Orchestrator, type ClaimContext } from './orchestrator.js';
+import { Orchestrator } from './orchestrator.js';
 import { fullPage, loadingPage, stoppedPage, waitingPage } from './pages.js';
-import { visitorIdOfPath } from './visitor.js';
+import { visitorIdOfPath, type ClaimContext } from './visitor.js';
 
 export interface RunningOrchestrator {
   /** Public handler: the proxy's default target. */

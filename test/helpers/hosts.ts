@@ -58,7 +58,8 @@ function subnetsInUse(): Set<number> {
   return used;
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process of that pid exists (signal 0 checks without sending). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

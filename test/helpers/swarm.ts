@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { startDockerHosts, type DockerHost } from './hosts.js';
+import { pidAlive, startDockerHosts, type DockerHost } from './hosts.js';
 import { waitFor } from './net.js';
 
 const exec = promisify(execFile);
@@ -46,14 +46,6 @@ async function sh(cmd: string, args: string[]): Promise<string> {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const STATE_PREFIX = '/tmp/nbsw-';
 

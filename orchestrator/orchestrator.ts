@@ -17,6 +17,7 @@ import type { ClaimJournal } from './claim-journal.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
 import { HttpAppActivityProbe, type AppActivity, type AppActivityProbe } from './app-activity.js';
 import { DemandCore, sizePools } from './demand.js';
+import { EngineLink, isConnectionError } from './engine-link.js';
 import { EngineQueue } from './engine-queue.js';
 import { FairShare } from './fair-share.js';
 import { StatsHistory, type PoolLevels } from './history.js';
@@ -36,6 +37,11 @@ const TICKET_KEEP_MS = 60_000;
 /** How long a visitor whose container stopped is told why, on their next request. */
 const STOPPED_KEEP_MS = 3_600_000;
 const STOPPED_KEEP_MAX = 10_000;
+/** Container exits this close together are told in one line (an engine stopping takes all of them). */
+const EXIT_FOLD_MS = 1000;
+/** While calls to the engine fail to connect, a check call this often (doubling up to the max). */
+const ENGINE_CHECK_MIN_MS = 500;
+const ENGINE_CHECK_MAX_MS = 5000;
 
 export interface Claim {
   id: string;
@@ -124,6 +130,10 @@ export class Orchestrator {
    * meanwhile no warm container is handed out (it may be dead) and nothing is started.
    */
   private engineTrusted = true;
+  /** Whether the engine is there at all (event stream and calls); its loss and return are said once. */
+  private readonly engine: EngineLink;
+  /** Exits not told yet: folded into one line when several come together (see EXIT_FOLD_MS). */
+  private exitsToTell: Array<{ id: string; pool: string; state: string; reason: string }> = [];
   private kickScheduled = false;
   private stopping = false;
   /** Chaos branch (issue 15): why each pool's last start failed, until one succeeds; shown in the stats. */
@@ -152,7 +162,15 @@ export class Orchestrator {
     this.shares = new FairShare({ maxPerClient: config.maxPerClient, claimsPerMinute: config.claimsPerMinute, burst: Math.max(1, config.maxPerClient) });
     this.activity = deps.activity ?? new HttpAppActivityProbe();
     this.demand = new DemandCore(config.pools.map((p) => ({ name: p.name, size: p.size, auto: p.auto })));
-    this.engineWork = new EngineQueue(this.log, { concurrency: config.removeParallel, timeoutMs: 30_000, retryDelayMs: 2_000, maxAttempts: 3 });
+    this.engine = new EngineLink({ lost: (err) => this.onEngineLost(err), restored: () => this.onEngineRestored() });
+    this.engineWork = new EngineQueue(this.log, {
+      concurrency: config.removeParallel,
+      timeoutMs: 30_000,
+      retryDelayMs: 2_000,
+      maxAttempts: 3,
+      // The engine going away was said once (onEngineLost); its retries need not say it again.
+      alreadyTold: (err) => this.engineCallFailed(err) || !this.engineTrusted,
+    });
     this.metrics = createOrchestratorMetrics(deps.registry, this.core);
   }
 
@@ -163,8 +181,8 @@ export class Orchestrator {
     await this.adopt();
     this.stopWatching = this.deps.backend.watch?.(LABELS.instance, this.config.instance, {
       exited: (containerId, reason) => this.onEngineExit(containerId, reason),
-      lost: (err) => this.onEngineLost(err),
-      restored: () => this.onEngineRestored(),
+      lost: (err) => this.engine.fail('events', err),
+      restored: () => this.engine.recover('events'),
     });
     this.timers.push(setInterval(() => this.tick(), TICK_MS));
     this.timers.push(setInterval(() => void this.reconcilePass(), Math.min(this.config.reconcilePeriod, this.config.cullPeriod) * 1000));
@@ -319,7 +337,8 @@ export class Orchestrator {
       this.remember(id, { token: token || undefined, ...started, startedAt: Date.now() });
     } catch (err) {
       this.creating.delete(id);
-      this.log.warn({ err: (err as Error).message, pool: poolName, backend: this.deps.backend.kind }, 'container failed to start');
+      const level = this.engineCallFailed(err) || !this.engineTrusted ? 'debug' : 'warn';
+      this.log[level]({ err: (err as Error).message, pool: poolName, backend: this.deps.backend.kind }, 'container failed to start');
       this.lastFailure.set(poolName, `container failed to start: ${(err as Error).message}`);
       this.fail(id);
       return;
@@ -370,7 +389,7 @@ export class Orchestrator {
       await sleep(50);
     }
     if (this.stopping || this.core.get(id)?.state !== 'starting') return;
-    this.log.warn({ id, pool: poolName, lastError, probe: url }, 'container never answered its probe; removing it');
+    this.log[this.engineTrusted ? 'warn' : 'debug']({ id, pool: poolName, lastError, probe: url }, 'container never answered its probe; removing it');
     this.lastFailure.set(poolName, `container never answered its probe: ${lastError}`);
     this.fail(id);
   }
@@ -686,8 +705,12 @@ export class Orchestrator {
   /** One reconcile pass (and a cull when one is due); passes never overlap and no error escapes. */
   reconcilePass(): Promise<void> {
     if (this.reconcileRunning || this.stopping) return this.reconcileRunning ?? Promise.resolve();
+    // While the engine is away there is nothing to compare with; its return runs a pass at once.
+    if (!this.engineTrusted) return Promise.resolve();
     this.reconcileRunning = this.runReconcilePass()
-      .catch((err: unknown) => this.log.error({ err }, 'reconcile pass failed; trying again next period'))
+      .catch((err: unknown) => {
+        if (!this.engineCallFailed(err)) this.log.error({ err }, 'reconcile pass failed; trying again next period');
+      })
       .finally(() => (this.reconcileRunning = undefined));
     return this.reconcileRunning;
   }
@@ -787,9 +810,48 @@ export class Orchestrator {
     const id = this.byContainerId.get(containerId);
     const c = id ? this.core.get(id) : undefined;
     if (!c || (c.state !== 'warm' && c.state !== 'claimed')) return;
-    this.log.warn({ id: c.id, pool: c.pool, state: c.state, reason }, c.state === 'claimed' ? "a visitor's container stopped" : 'a warm container stopped; replacing it');
+    if (this.exitsToTell.length === 0) setTimeout(() => this.tellExits(), EXIT_FOLD_MS).unref();
+    this.exitsToTell.push({ id: c.id, pool: c.pool, state: c.state, reason });
     this.containerStopped(c, reason);
     this.kick();
+  }
+
+  /** One line for the exits of the last moment: one each when alone, folded when the engine took them. */
+  private tellExits(): void {
+    const exits = this.exitsToTell;
+    this.exitsToTell = [];
+    if (!this.engineTrusted) {
+      this.log.info({ containers: exits.length, exits }, 'containers stopped as the engine went away');
+    } else if (exits.length === 1) {
+      const [{ state, ...exit }] = exits as [(typeof exits)[number]];
+      this.log.warn({ ...exit, state }, state === 'claimed' ? "a visitor's container stopped" : 'a warm container stopped; replacing it');
+    } else {
+      this.log.warn({ containers: exits.length, exits: exits.slice(0, 20) }, `${exits.length} containers stopped at once; replacing the warm ones`);
+    }
+  }
+
+  /**
+   * A call to the engine failed: when it could not even connect, the engine is gone (said once, by
+   * the link) and a check call runs until it answers again. True when that was the failure.
+   */
+  private engineCallFailed(err: unknown): boolean {
+    if (!isConnectionError(err)) return false;
+    if (this.engine.isDown('calls')) return true;
+    this.engine.fail('calls', err as Error);
+    void this.track(this.checkEngineCalls());
+    return true;
+  }
+
+  private async checkEngineCalls(): Promise<void> {
+    for (let delay = ENGINE_CHECK_MIN_MS; !this.stopping && this.engine.isDown('calls'); delay = Math.min(delay * 2, ENGINE_CHECK_MAX_MS)) {
+      await sleep(delay);
+      try {
+        await this.deps.backend.list(LABELS.instance, this.config.instance);
+        this.engine.recover('calls');
+      } catch {
+        // Still away; try again later.
+      }
+    }
   }
 
   private onEngineLost(err: Error): void {
@@ -803,7 +865,8 @@ export class Orchestrator {
   private onEngineRestored(): void {
     this.log.warn({ backend: this.deps.backend.kind }, 'the container engine is back; reconciling before claims resume');
     const attempt = async (): Promise<void> => {
-      while (!this.stopping) {
+      // The engine may go again meanwhile: its next return starts a new attempt.
+      while (!this.stopping && this.engine.trusted) {
         try {
           await this.reconcileNow();
           this.engineTrusted = true;
@@ -811,6 +874,7 @@ export class Orchestrator {
           this.kick();
           return;
         } catch (err) {
+          if (this.engineCallFailed(err)) return;
           this.log.warn({ err: (err as Error).message }, 'reconcile after reconnect failed; trying again');
           await sleep(1000);
         }

@@ -480,6 +480,7 @@ export class Orchestrator {
             ? `this address already holds ${this.config.maxPerClient} containers, the most one visitor may hold at once; close one or try again later`
             : 'too many new containers asked for from this address; try again in a little while',
           verdict.retryAfterS,
+          verdict.why === 'cap' ? 'client_cap' : 'client_rate',
         );
       }
     }

@@ -2,11 +2,10 @@
  * The container backend a configuration names (--backend), with the options only one engine
  * understands checked by that engine's side: a mistake is one ConfigError line at start.
  */
-import Docker from 'dockerode';
 import { ConfigError } from '../shared/errors.js';
 import type { ContainerBackend } from './backend.js';
 import type { OrchestratorConfig } from './config.js';
-import { DockerBackend } from './docker-backend.js';
+import { DockerBackend, engineClient } from './docker-backend.js';
 import { SwarmBackend } from './swarm-backend.js';
 
 /** Options a Swarm service cannot honour. */
@@ -23,7 +22,7 @@ function checkSwarmOptions(config: OrchestratorConfig): void {
  * Builds the backend and resolves what depends on it: on swarm, the default capacity comes from
  * the nodes' memory, not this host's.
  */
-export async function openBackend(config: OrchestratorConfig, docker = new Docker()): Promise<{ backend: ContainerBackend; config: OrchestratorConfig }> {
+export async function openBackend(config: OrchestratorConfig, docker = engineClient()): Promise<{ backend: ContainerBackend; config: OrchestratorConfig }> {
   if (config.backend === 'docker') {
     if (config.placementConstraint.length) throw new ConfigError('--placement-constraint needs --backend swarm');
     return { backend: new DockerBackend(docker), config };

@@ -1,5 +1,6 @@
 /** ContainerBackend on a Docker engine through dockerode; DOCKER_HOST (unix, tcp, tls) is honoured by docker-modem. */
 import { execFile } from 'node:child_process';
+import { Agent } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
@@ -94,13 +95,23 @@ function ownerFromLabels(labels: Record<string, string>): InstanceOwner {
 /** Docker labels cannot change after creation, so a claim is marked durably by a name suffix. */
 const CLAIMED_SUFFIX = '-claimed';
 
+/**
+ * The engine client, from DOCKER_HOST and friends as the docker CLI reads them. Over plain HTTP
+ * (unix socket or tcp) each call opens its own connection: Node's default agent would reuse a
+ * socket to an engine that is shutting down, whose calls then succeed and fail by turns for
+ * seconds, while a fresh connection says at once that nobody listens (engine-link.ts).
+ */
+export function engineClient(): Docker {
+  return process.env.DOCKER_CERT_PATH || process.env.DOCKER_TLS_VERIFY ? new Docker() : new Docker({ agent: new Agent({ keepAlive: false }) } as Docker.DockerOptions); // docker-modem takes `agent`; the typings omit it
+}
+
 export class DockerBackend implements ContainerBackend {
   readonly kind = 'docker';
   readonly capabilities = { exec: true };
   private noEgress: Promise<string> | undefined;
 
   constructor(
-    readonly docker: Docker = new Docker(),
+    readonly docker: Docker = engineClient(),
     private readonly portLabel = 'nbpool.port',
     private readonly networkLabel = 'nbpool.network',
   ) {}

@@ -12,6 +12,8 @@ export interface EngineQueueOptions {
   retryDelayMs: number;
   /** Gives up on a job after this many attempts (a removal is found again by the next reconcile). */
   maxAttempts: number;
+  /** A failure the caller has already told the operator about (the engine is gone): logged at debug. */
+  alreadyTold?: (err: unknown) => boolean;
 }
 
 export interface EngineJob {
@@ -82,12 +84,12 @@ export class EngineQueue {
       job.done?.(true);
     } catch (err) {
       if (attempt >= this.options.maxAttempts || this.closed) {
-        this.log.error({ err, job: key, attempt }, 'giving up an engine job; the next reconcile pass finds what it left');
+        this.log[this.options.alreadyTold?.(err) ? 'debug' : 'error']({ err, job: key, attempt }, 'giving up an engine job; the next reconcile pass finds what it left');
         this.known.delete(key);
         job.done?.(false);
         return;
       }
-      this.log.warn({ err, job: key, attempt }, 'engine job failed; retrying later');
+      this.log[this.options.alreadyTold?.(err) ? 'debug' : 'warn']({ err, job: key, attempt }, 'engine job failed; retrying later');
       const timer = setTimeout(() => {
         this.timers.delete(timer);
         this.pending.push({ key, job, attempt: attempt + 1 });

@@ -17,6 +17,7 @@ import type { ClaimJournal } from './claim-journal.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
 import { HttpAppActivityProbe, type AppActivity, type AppActivityProbe } from './app-activity.js';
 import { DemandCore, sizePools } from './demand.js';
+import { EngineLink, isConnectionError } from './engine-link.js';
 import { EngineQueue } from './engine-queue.js';
 import { FairShare } from './fair-share.js';
 import { StatsHistory, type PoolLevels } from './history.js';
@@ -29,13 +30,14 @@ import { basePath, newVisitorId, routePath, visitorIdOfRoute, visitorUrl, type C
 
 /** How often waiters are checked, starts planned and backoffs re-tried. */
 const TICK_MS = 200;
-/** A loading page that has not polled for this long is taken out of the line. */
-const ABANDON_MS = 20_000;
-/** A served loading-page visitor's redirect is kept this long for them to collect. */
-const TICKET_KEEP_MS = 60_000;
 /** How long a visitor whose container stopped is told why, on their next request. */
 const STOPPED_KEEP_MS = 3_600_000;
 const STOPPED_KEEP_MAX = 10_000;
+/** Container exits this close together are told in one line (an engine stopping takes all of them). */
+const EXIT_FOLD_MS = 1000;
+/** While calls to the engine fail to connect, a check call this often (doubling up to the max). */
+const ENGINE_CHECK_MIN_MS = 500;
+const ENGINE_CHECK_MAX_MS = 5000;
 
 export interface Claim {
   id: string;
@@ -48,10 +50,20 @@ export interface Claim {
   latencyMs: number;
 }
 
-export type TicketView =
-  | { state: 'waiting'; position: number; waiting: number }
-  | { state: 'ready'; url: string; visitorId: string }
-  | { state: 'gone' };
+/** A visitor's place in the waiting line, for those who wait on a page (tickets.ts). */
+export interface PlaceInLine {
+  /** Unguessable, like a visitor id: the loading page's ticket. */
+  id: string;
+  pool: string;
+  /** Their claim once a container is free; rejects when the line gives up on them (expired, drained, stopping). */
+  claimed: Promise<Claim>;
+  /** 1-based place in the pool's line; 0 once out of it. */
+  position(): number;
+  /** How many wait in the pool's line. */
+  waiting(): number;
+  /** The visitor went away: out of the line, and nothing is claimed for them. */
+  leave(): void;
+}
 
 interface ContainerInfo {
   containerId?: string;
@@ -67,18 +79,6 @@ interface PendingWaiter {
   startedAt: number;
   resolve(claim: Claim): void;
   reject(err: Error): void;
-}
-
-interface Ticket {
-  id: string;
-  pool: string;
-  state: 'waiting' | 'ready' | 'gone';
-  url?: string;
-  visitorId?: string;
-  lastSeen: number;
-  openPolls: number;
-  readyAt?: number;
-  changed: Array<() => void>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -106,7 +106,6 @@ export class Orchestrator {
   private readonly info = new Map<string, ContainerInfo>();
   private readonly byContainerId = new Map<string, string>();
   private readonly pending = new Map<string, PendingWaiter>();
-  private readonly tickets = new Map<string, Ticket>();
   /** Removals and claim markers: the engine work kept off the claim path. */
   private readonly engineWork: EngineQueue;
   private readonly background = new Set<Promise<unknown>>();
@@ -124,6 +123,10 @@ export class Orchestrator {
    * meanwhile no warm container is handed out (it may be dead) and nothing is started.
    */
   private engineTrusted = true;
+  /** Whether the engine is there at all (event stream and calls); its loss and return are said once. */
+  private readonly engine: EngineLink;
+  /** Exits not told yet: folded into one line when several come together (see EXIT_FOLD_MS). */
+  private exitsToTell: Array<{ id: string; pool: string; state: string; reason: string }> = [];
   private kickScheduled = false;
   private stopping = false;
   /** Chaos branch (issue 15): why each pool's last start failed, until one succeeds; shown in the stats. */
@@ -152,7 +155,15 @@ export class Orchestrator {
     this.shares = new FairShare({ maxPerClient: config.maxPerClient, claimsPerMinute: config.claimsPerMinute, burst: Math.max(1, config.maxPerClient) });
     this.activity = deps.activity ?? new HttpAppActivityProbe();
     this.demand = new DemandCore(config.pools.map((p) => ({ name: p.name, size: p.size, auto: p.auto })));
-    this.engineWork = new EngineQueue(this.log, { concurrency: config.removeParallel, timeoutMs: 30_000, retryDelayMs: 2_000, maxAttempts: 3 });
+    this.engine = new EngineLink({ lost: (err) => this.onEngineLost(err), restored: () => this.onEngineRestored() });
+    this.engineWork = new EngineQueue(this.log, {
+      concurrency: config.removeParallel,
+      timeoutMs: 30_000,
+      retryDelayMs: 2_000,
+      maxAttempts: 3,
+      // The engine going away was said once (onEngineLost); its retries need not say it again.
+      alreadyTold: (err) => this.engineCallFailed(err) || !this.engineTrusted,
+    });
     this.metrics = createOrchestratorMetrics(deps.registry, this.core);
   }
 
@@ -163,8 +174,8 @@ export class Orchestrator {
     await this.adopt();
     this.stopWatching = this.deps.backend.watch?.(LABELS.instance, this.config.instance, {
       exited: (containerId, reason) => this.onEngineExit(containerId, reason),
-      lost: (err) => this.onEngineLost(err),
-      restored: () => this.onEngineRestored(),
+      lost: (err) => this.engine.fail('events', err),
+      restored: () => this.engine.recover('events'),
     });
     this.timers.push(setInterval(() => this.tick(), TICK_MS));
     this.timers.push(setInterval(() => void this.reconcilePass(), Math.min(this.config.reconcilePeriod, this.config.cullPeriod) * 1000));
@@ -188,7 +199,6 @@ export class Orchestrator {
       this.takePending(p.waiter.id);
       p.reject(new ServiceUnavailable('this node is shutting down; try again', 5));
     }
-    for (const ticket of this.tickets.values()) this.setTicket(ticket, 'gone');
     await this.reconcileRunning;
     await Promise.allSettled([...this.background]);
     if (this.config.cleanupOnExit) {
@@ -265,17 +275,6 @@ export class Orchestrator {
       const p = this.takePending(waiter.id);
       this.metrics.turnedAway.inc({ pool: waiter.pool });
       p?.reject(new TooManyRequests(`no container of pool ${waiter.pool} became free in time; try again`, this.retryAfter()));
-      const ticket = this.tickets.get(waiter.id);
-      if (ticket) this.setTicket(ticket, 'gone');
-    }
-    for (const ticket of this.tickets.values()) {
-      if (ticket.state === 'waiting' && ticket.openPolls === 0 && now - ticket.lastSeen > ABANDON_MS) {
-        this.core.dropWaiter(ticket.id, ticket.pool);
-        this.takePending(ticket.id);
-        this.tickets.delete(ticket.id);
-      } else if (ticket.state !== 'waiting' && now - (ticket.readyAt ?? ticket.lastSeen) > TICKET_KEEP_MS) {
-        this.tickets.delete(ticket.id);
-      }
     }
     // demand: auto pools follow the claim rate; warm containers past --max-warm-age are replaced.
     for (const id of sizePools(this.demand, this.core, now, this.config.capacity, this.config.maxWarmAge * 1000)) this.retire(id, 'max-warm-age');
@@ -319,7 +318,8 @@ export class Orchestrator {
       this.remember(id, { token: token || undefined, ...started, startedAt: Date.now() });
     } catch (err) {
       this.creating.delete(id);
-      this.log.warn({ err: (err as Error).message, pool: poolName, backend: this.deps.backend.kind }, 'container failed to start');
+      const level = this.engineCallFailed(err) || !this.engineTrusted ? 'debug' : 'warn';
+      this.log[level]({ err: (err as Error).message, pool: poolName, backend: this.deps.backend.kind }, 'container failed to start');
       this.lastFailure.set(poolName, `container failed to start: ${(err as Error).message}`);
       this.fail(id);
       return;
@@ -370,7 +370,7 @@ export class Orchestrator {
       await sleep(50);
     }
     if (this.stopping || this.core.get(id)?.state !== 'starting') return;
-    this.log.warn({ id, pool: poolName, lastError, probe: url }, 'container never answered its probe; removing it');
+    this.log[this.engineTrusted ? 'warn' : 'debug']({ id, pool: poolName, lastError, probe: url }, 'container never answered its probe; removing it');
     this.lastFailure.set(poolName, `container never answered its probe: ${lastError}`);
     this.fail(id);
   }
@@ -464,6 +464,7 @@ export class Orchestrator {
             ? `this address already holds ${this.config.maxPerClient} containers, the most one visitor may hold at once; close one or try again later`
             : 'too many new containers asked for from this address; try again in a little while',
           verdict.retryAfterS,
+          verdict.why === 'cap' ? 'client_cap' : 'client_rate',
         );
       }
     }
@@ -529,8 +530,8 @@ export class Orchestrator {
     });
   }
 
-  /** Puts a loading-page visitor in line and returns their ticket id. */
-  enqueueTicket(poolName: string | undefined, context: ClaimContext): string {
+  /** Puts a visitor in line without holding their request open (a loading page polls for them). */
+  joinLine(poolName: string | undefined, context: ClaimContext): PlaceInLine {
     const pool = this.guard(poolName, context);
     const now = Date.now();
     const waiter: Waiter = { id: newVisitorId(), pool: pool.name, enqueuedAt: now, deadline: now + this.config.queueWait * 1000 };
@@ -540,51 +541,18 @@ export class Orchestrator {
       this.metrics.turnedAway.inc({ pool: pool.name });
       throw this.mapPoolError(err);
     }
-    const ticket: Ticket = { id: waiter.id, pool: pool.name, state: 'waiting', lastSeen: now, openPolls: 0, changed: [] };
-    this.tickets.set(ticket.id, ticket);
-    this.addPending({
-      waiter,
-      context,
-      startedAt: performance.now(),
-      resolve: (claim) => {
-        ticket.url = claim.url;
-        ticket.visitorId = claim.id;
-        ticket.readyAt = Date.now();
-        this.setTicket(ticket, 'ready');
-      },
-      reject: () => this.setTicket(ticket, 'gone'),
-    });
+    const claimed = new Promise<Claim>((resolve, reject) => this.addPending({ waiter, context, startedAt: performance.now(), resolve, reject }));
     this.kick();
-    return ticket.id;
-  }
-
-  private setTicket(ticket: Ticket, state: Ticket['state']): void {
-    ticket.state = state;
-    for (const notify of ticket.changed.splice(0)) notify();
-  }
-
-  ticketView(ticketId: string): TicketView {
-    const ticket = this.tickets.get(ticketId);
-    if (!ticket || ticket.state === 'gone') return { state: 'gone' };
-    ticket.lastSeen = Date.now();
-    if (ticket.state === 'ready') return { state: 'ready', url: ticket.url!, visitorId: ticket.visitorId! };
-    return { state: 'waiting', position: this.core.position(ticketId, ticket.pool), waiting: this.core.figures(ticket.pool, Date.now()).waiting };
-  }
-
-  /** Long poll: resolves when the ticket changes or after `maxMs`. */
-  async waitTicket(ticketId: string, maxMs: number): Promise<TicketView> {
-    const ticket = this.tickets.get(ticketId);
-    if (ticket?.state === 'waiting') {
-      ticket.openPolls++;
-      let notify!: () => void;
-      const changed = new Promise<void>((r) => (notify = r));
-      ticket.changed.push(notify);
-      await Promise.race([changed, sleep(maxMs)]);
-      ticket.openPolls--;
-      const index = ticket.changed.indexOf(notify);
-      if (index !== -1) ticket.changed.splice(index, 1);
-    }
-    return this.ticketView(ticketId);
+    return {
+      id: waiter.id,
+      pool: pool.name,
+      claimed,
+      position: () => this.core.position(waiter.id, pool.name),
+      waiting: () => this.core.figures(pool.name, Date.now()).waiting,
+      leave: () => {
+        if (this.takePending(waiter.id)) this.core.dropWaiter(waiter.id, pool.name);
+      },
+    };
   }
 
   private mapPoolError(err: unknown, api = false): Error {
@@ -689,8 +657,12 @@ export class Orchestrator {
   /** One reconcile pass (and a cull when one is due); passes never overlap and no error escapes. */
   reconcilePass(): Promise<void> {
     if (this.reconcileRunning || this.stopping) return this.reconcileRunning ?? Promise.resolve();
+    // While the engine is away there is nothing to compare with; its return runs a pass at once.
+    if (!this.engineTrusted) return Promise.resolve();
     this.reconcileRunning = this.runReconcilePass()
-      .catch((err: unknown) => this.log.error({ err }, 'reconcile pass failed; trying again next period'))
+      .catch((err: unknown) => {
+        if (!this.engineCallFailed(err)) this.log.error({ err }, 'reconcile pass failed; trying again next period');
+      })
       .finally(() => (this.reconcileRunning = undefined));
     return this.reconcileRunning;
   }
@@ -790,9 +762,48 @@ export class Orchestrator {
     const id = this.byContainerId.get(containerId);
     const c = id ? this.core.get(id) : undefined;
     if (!c || (c.state !== 'warm' && c.state !== 'claimed')) return;
-    this.log.warn({ id: c.id, pool: c.pool, state: c.state, reason }, c.state === 'claimed' ? "a visitor's container stopped" : 'a warm container stopped; replacing it');
+    if (this.exitsToTell.length === 0) setTimeout(() => this.tellExits(), EXIT_FOLD_MS).unref();
+    this.exitsToTell.push({ id: c.id, pool: c.pool, state: c.state, reason });
     this.containerStopped(c, reason);
     this.kick();
+  }
+
+  /** One line for the exits of the last moment: one each when alone, folded when the engine took them. */
+  private tellExits(): void {
+    const exits = this.exitsToTell;
+    this.exitsToTell = [];
+    if (!this.engineTrusted) {
+      this.log.info({ containers: exits.length, exits }, 'containers stopped as the engine went away');
+    } else if (exits.length === 1) {
+      const [{ state, ...exit }] = exits as [(typeof exits)[number]];
+      this.log.warn({ ...exit, state }, state === 'claimed' ? "a visitor's container stopped" : 'a warm container stopped; replacing it');
+    } else {
+      this.log.warn({ containers: exits.length, exits: exits.slice(0, 20) }, `${exits.length} containers stopped at once; replacing the warm ones`);
+    }
+  }
+
+  /**
+   * A call to the engine failed: when it could not even connect, the engine is gone (said once, by
+   * the link) and a check call runs until it answers again. True when that was the failure.
+   */
+  private engineCallFailed(err: unknown): boolean {
+    if (!isConnectionError(err)) return false;
+    if (this.engine.isDown('calls')) return true;
+    this.engine.fail('calls', err as Error);
+    void this.track(this.checkEngineCalls());
+    return true;
+  }
+
+  private async checkEngineCalls(): Promise<void> {
+    for (let delay = ENGINE_CHECK_MIN_MS; !this.stopping && this.engine.isDown('calls'); delay = Math.min(delay * 2, ENGINE_CHECK_MAX_MS)) {
+      await sleep(delay);
+      try {
+        await this.deps.backend.list(LABELS.instance, this.config.instance);
+        this.engine.recover('calls');
+      } catch {
+        // Still away; try again later.
+      }
+    }
   }
 
   private onEngineLost(err: Error): void {
@@ -806,7 +817,8 @@ export class Orchestrator {
   private onEngineRestored(): void {
     this.log.warn({ backend: this.deps.backend.kind }, 'the container engine is back; reconciling before claims resume');
     const attempt = async (): Promise<void> => {
-      while (!this.stopping) {
+      // The engine may go again meanwhile: its next return starts a new attempt.
+      while (!this.stopping && this.engine.trusted) {
         try {
           await this.reconcileNow();
           this.engineTrusted = true;
@@ -814,6 +826,7 @@ export class Orchestrator {
           this.kick();
           return;
         } catch (err) {
+          if (this.engineCallFailed(err)) return;
           this.log.warn({ err: (err as Error).message }, 'reconcile after reconnect failed; trying again');
           await sleep(1000);
         }

@@ -11,13 +11,15 @@ import type { ActivityApi } from './app-activity.js';
 
 export const DEFAULT_IMAGE = 'nbpool/jupyter:latest';
 /**
- * Jupyter 6.4, ready to be embedded in a publisher's iframe on another site: its `_xsrf` cookie has
- * no SameSite attribute, so browsers drop it in cross-site frames and every POST (new notebook,
- * start kernel) would fail with 403. Each container is anonymous, throwaway and reachable only
- * under its unguessable /user/<id>/ path, so the XSRF check is turned off.
+ * Jupyter 6.4 with its XSRF check on, also inside a publisher's iframe on another site. Its `_xsrf`
+ * cookie sets no SameSite, so a browser would drop it in a cross-site frame and every POST (new
+ * notebook, start kernel) would fail with 403; when the visitor comes over HTTPS (TLS at the proxy,
+ * or a --trusted-proxy front saying so) the proxy adds `SameSite=None; Secure; Partitioned` to such
+ * cookies (proxy/response-rewrite.ts), which browsers keep in third-party frames. Over plain HTTP
+ * cross-site embedding needs HTTPS (the proxy says so at start).
  */
 export const DEFAULT_COMMAND =
-  'jupyter-notebook --no-browser --allow-root --ip=0.0.0.0 --NotebookApp.disable_check_xsrf=True --port={port} --NotebookApp.base_url={base_path} --NotebookApp.token={token}';
+  'jupyter-notebook --no-browser --allow-root --ip=0.0.0.0 --port={port} --NotebookApp.base_url={base_path} --NotebookApp.token={token}';
 
 export const PRESET_NAMES = ['jupyter', 'shiny', 'generic'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];

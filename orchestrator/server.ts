@@ -45,6 +45,7 @@ import { HttpProbe } from './probe.js';
 import { InstanceTaken } from './instance-owner.js';
 import { Orchestrator } from './orchestrator.js';
 import { fullPage, loadingPage, stoppedPage, waitingPage } from './pages.js';
+import { TicketDesk } from './tickets.js';
 import { visitorIdOfPath, type ClaimContext } from './visitor.js';
 
 export interface RunningOrchestrator {
@@ -108,7 +109,7 @@ function busyPage(noun: (ctx: Context) => string) {
   };
 }
 
-function publicApp(orch: Orchestrator, config: OrchestratorConfig, log: Logger): Koa {
+function publicApp(orch: Orchestrator, tickets: TicketDesk, config: OrchestratorConfig, log: Logger): Koa {
   const cookieLife = config.cullMax > 0 ? config.cullMax : 86_400;
   const trusted = trustedProxies(config.trustedProxy);
   /** Who asks, for fair shares: the address a trusted proxy names, else the socket's. */
@@ -134,7 +135,7 @@ function publicApp(orch: Orchestrator, config: OrchestratorConfig, log: Logger):
     if (ownUrl) return redirect(ctx, ownUrl);
     const claimed = (visitorId: string, url: string) => redirect(ctx, url, { 'Set-Cookie': affinityCookie(ctx.req, VISITOR_COOKIE, visitorId, cookieLife) });
     if (ticket) {
-      const view = orch.ticketView(ticket);
+      const view = tickets.view(ticket);
       if (view.state === 'ready') return claimed(view.visitorId, view.url);
       if (view.state === 'waiting') return sendHtml(ctx, 200, waitingPage(ticket, ctx.url, view.position, noun));
       // Gone (expired or unknown): start over as a new visitor.
@@ -142,10 +143,10 @@ function publicApp(orch: Orchestrator, config: OrchestratorConfig, log: Logger):
     const pool = params.get('pool') ?? undefined;
     const claim = await orch.claimNow(pool, context);
     if (claim) return claimed(claim.id, claim.url);
-    const id = orch.enqueueTicket(pool, context);
+    const id = tickets.open(pool, context);
     const retry = new URLSearchParams(query);
     retry.set('ticket', id);
-    const view = orch.ticketView(id);
+    const view = tickets.view(id);
     sendHtml(ctx, 200, waitingPage(id, `/spawn${rest}?${retry}`, view.state === 'waiting' ? view.position : 0, noun));
   }
 
@@ -163,7 +164,7 @@ function publicApp(orch: Orchestrator, config: OrchestratorConfig, log: Logger):
     ctx.body = { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) };
   });
   api.all(/^\/api\/wait\/([A-Za-z0-9]{1,64})$/, async (ctx) => {
-    const view = await orch.waitTicket(ctx.captures![0]!, LONG_POLL_MS);
+    const view = await tickets.wait(ctx.captures![0]!, LONG_POLL_MS);
     if (view.state === 'ready') ctx.body = { ready: true, url: view.url };
     else if (view.state === 'waiting') ctx.body = { ready: false, position: view.position, waiting: view.waiting };
     else throw new Gone('no container became free in time; please try again in a little while', { 'Retry-After': '30' });
@@ -284,7 +285,8 @@ export async function startOrchestrator(
     await release();
     throw err;
   }
-  const publicServer = serverFor(publicApp(orch, config, deps.log));
+  const tickets = new TicketDesk(orch);
+  const publicServer = serverFor(publicApp(orch, tickets, config, deps.log));
   const adminServer = serverFor(adminApp(orch, config, registry, deps.log));
   publicServer.keepAliveTimeout = 65_000;
   let url: string;
@@ -293,6 +295,7 @@ export async function startOrchestrator(
     url = `http://${await listenOn(publicServer, config.port, config.ip)}`;
     adminUrl = `http://${await listenOn(adminServer, config.adminPort, config.adminIp)}`;
   } catch (err) {
+    tickets.close();
     await orch.stop();
     await release();
     publicServer.close();
@@ -307,6 +310,7 @@ export async function startOrchestrator(
     orchestrator: orch,
     close() {
       closing ??= (async () => {
+        tickets.close();
         await orch.stop();
         // Long polls would hold shutdown for seconds: cut every connection at once.
         await Promise.all([closeServer(publicServer, 0), closeServer(adminServer, 0), release()]);

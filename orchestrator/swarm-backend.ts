@@ -11,7 +11,7 @@
  */
 import Docker from 'dockerode';
 import type { ContainerBackend, ContainerSpec, FoundContainer, StartedContainer } from './backend.js';
-import { acquireInstanceOn } from './docker-backend.js';
+import { acquireInstanceOn, engineClient } from './docker-backend.js';
 import { defaultCapacity } from './config.js';
 
 const PORT_LABEL = 'nbpool.port';
@@ -183,7 +183,7 @@ export class SwarmBackend implements ContainerBackend {
   private nodeCache = new Map<string, SwarmNode>();
 
   constructor(
-    readonly docker: Docker = new Docker(),
+    readonly docker: Docker = engineClient(),
     options: SwarmBackendOptions = {},
   ) {
     this.constraints = options.constraints ?? [];

@@ -211,11 +211,22 @@ export class RouteService {
 
   private every(ms: number, task: () => Promise<void>): void {
     let running = false;
+    // Said once per outage (a store that is down fails every period), and once when it is back.
+    let failing = false;
     const timer = setInterval(() => {
       if (running) return;
       running = true;
       task()
-        .catch((err: unknown) => this.options.log.warn({ err }, 'route store sync failed; will retry'))
+        .then(
+          () => {
+            if (failing) this.options.log.warn('route store reachable again; syncing');
+            failing = false;
+          },
+          (err: unknown) => {
+            if (!failing) this.options.log.warn({ err }, 'route store sync failed; serving from the table and retrying');
+            failing = true;
+          },
+        )
         .finally(() => (running = false));
     }, ms);
     timer.unref();

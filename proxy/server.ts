@@ -189,7 +189,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     publicTls: tls,
     trustedProxies: trustedProxies(config.trustedProxy),
   });
-  if (!tls && config.trustedProxy.length === 0 && !isLoopback(config.ip)) {
+  // Visitors reach a non-loopback address directly over plain HTTP unless a front on another
+  // machine stands before it (loopback fronts, `nbpool up`'s default, cannot reach them there).
+  const remoteFront = config.trustedProxy.some((entry) => !isLoopback(entry.split('/')[0]));
+  if (!tls && !remoteFront && !isLoopback(config.ip)) {
     log.warn({ ip: config.ip ?? 'all interfaces' }, 'plain HTTP on a non-loopback address: cross-site embedding (a notebook in a publisher\'s iframe) needs HTTPS, at this proxy (--ssl-key/--ssl-cert) or at a front named by --trusted-proxy');
   }
   const errorPages = new ErrorPages(config.errorTarget, config.errorPath, log);

@@ -22,7 +22,7 @@ export function trustedProxies(entries: readonly string[]): BlockList | undefine
   return list;
 }
 
-/** The listen address only this machine can reach (unset means every interface). */
+/** A loopback address: one only this machine can reach (unset, for a listen address, means every interface). */
 export function isLoopback(ip: string | undefined): boolean {
   if (ip === undefined || ip === '') return false;
   return ip === 'localhost' || ip === '::1' || ip.startsWith('127.');

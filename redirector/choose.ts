@@ -17,7 +17,7 @@ export interface NodeLoad {
   eligible: boolean;
   /** Free capacity reported by the last successful poll. */
   free: number;
-  /** Visitors sent to the node since this redirector started (monotonic). */
+  /** Visitors sent to the node since this redirector started, less those it refused alone (see unsend). */
   sent: number;
   /** The value of `sent` when the last successful poll's request left: those sends are in `free`. */
   sentAtPoll: number;
@@ -38,6 +38,16 @@ export function freeCapacity(stats: Pick<NodeStats, 'available'> & { room?: numb
 /** Free capacity left after the sends the last poll could not yet show. */
 export function remaining(load: NodeLoad): number {
   return load.free - (load.sent - load.sentAtPoll);
+}
+
+/**
+ * Takes back one send that used no room. A send the last poll already saw (sent before its request
+ * left) is in `free` as no room used, so there is nothing to take back from it; a poll in flight
+ * meanwhile can leave one visitor too many in `remaining` until the next poll, which a full node
+ * refuses as such.
+ */
+export function unsend(load: NodeLoad): void {
+  if (load.sent > load.sentAtPoll) load.sent--;
 }
 
 /** Records a poll's result; `sentWhenPollLeft` is `load.sent` read when the poll request left. */

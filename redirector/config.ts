@@ -27,6 +27,12 @@ export const redirectorOptionSpecs = {
     help: 'token the admin API requires (Authorization: token T); default: generated, kept in .nbpool/admin-token',
     metavar: 'TOKEN',
   },
+  trustedProxy: {
+    type: 'list',
+    default: ['127.0.0.0/8', '::1'],
+    help: "addresses or CIDR ranges of fronts (a TLS terminator) whose X-Forwarded-For names the visitor; the visitor's address goes on to the nodes for their per-client caps",
+    metavar: 'CIDRS',
+  },
   corsOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for /api/spawn and /api/stats ("" for none)', metavar: 'ORIGIN' },
   frameAncestors: { type: 'string', default: '*', help: 'CSP frame-ancestors: which pages may embed the link in an iframe', metavar: 'SOURCES' },
   logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], help: 'log level', metavar: 'LEVEL' },

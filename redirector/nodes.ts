@@ -8,7 +8,7 @@ import { BadRequest, Conflict, NotFound } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { openStore, type RecordStore, type Unsubscribe } from '../shared/store.js';
 import type { NodeStats } from '../shared/types.js';
-import { choose, freeCapacity, newLoad, recordPoll, remaining, type NodeLoad } from './choose.js';
+import { choose, freeCapacity, newLoad, recordPoll, remaining, unsend, type NodeLoad } from './choose.js';
 import type { NodeSpec } from './config.js';
 
 /** What the store keeps per node. */
@@ -190,6 +190,12 @@ export class NodeRegistry {
     node.up = false;
     node.lastError = error;
     this.refreshEligible(node);
+  }
+
+  /** A visitor counted as sent took no room after all (the node refused that client alone). */
+  unsend(id: string): void {
+    const load = this.nodes.get(id)?.load;
+    if (load) unsend(load);
   }
 
   /** The node refused a visitor as full: no more until its next poll shows room. */

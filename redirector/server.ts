@@ -11,6 +11,8 @@ import { closeServer, listenOn } from '../shared/net.js';
 import { readBody } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { affinityCookie, readCookie } from '../shared/cookies.js';
+import { clientAddress, trustedProxies } from '../shared/client-address.js';
+import { CLIENT_LIMIT_REASONS } from '../shared/types.js';
 import { statusPageHtml, type StatusSample } from '../shared/status-page.js';
 import { createRegistry } from '../shared/metrics.js';
 import { VERSION } from '../shared/version.js';
@@ -62,6 +64,7 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
   const metrics = createMetrics(registry);
   // For the status page: per node claimed / warm / free room each second, and visitors sent.
   const history: { samples: StatusSample[]; sent: number } = { samples: [], sent: 0 };
+  const trusted = trustedProxies(config.trustedProxy);
   const frameHeaders: Record<string, string> = config.frameAncestors ? { 'Content-Security-Policy': `frame-ancestors ${config.frameAncestors}` } : {};
 
   function totals() {
@@ -100,9 +103,15 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     redirect(ctx, node.record.url + target, { ...frameHeaders, 'Set-Cookie': affinityCookie(ctx.req, NODE_COOKIE, node.record.id, NODE_COOKIE_MAX_AGE_S) });
   }
 
-  /** Forwards (query and body kept) to the chosen node; a node that fails or is full is skipped for the next choice. */
+  /**
+   * Forwards (query and body kept) to the chosen node, naming the visitor in X-Forwarded-For so the
+   * node counts them, not us, against its per-client caps; a node that fails or is full is skipped
+   * for the next choice. A node refusing this client (at its cap or rate) answers for every node:
+   * trying others would hand one client a share on each.
+   */
   async function spawn(ctx: Context): Promise<void> {
     const body = await readBody(ctx.req, BODY_LIMIT);
+    const client = clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for'], trusted);
     const tried = new Set<string>();
     let sawFull = false;
     // Each failure takes its node out of the running until its next poll, so this ends.
@@ -110,10 +119,13 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
       const node = registry.choose();
       if (!node || tried.has(node.record.id)) break;
       tried.add(node.record.id);
-      const outcome = await forwardSpawn(node, ctx.search, body, ctx.get('content-type') || undefined);
-      if (outcome.kind === 'answer') {
-        metrics.visitors.inc({ node: node.record.id, kind: 'spawn' });
+      const outcome = await forwardSpawn(node, ctx.search, body, ctx.get('content-type') || undefined, client);
+      if (outcome.kind === 'answer' || outcome.kind === 'refused') {
+        if (outcome.kind === 'answer') metrics.visitors.inc({ node: node.record.id, kind: 'spawn' });
+        // The node took no room for a refused client: its share of this node's room is given back.
+        else registry.unsend(node.record.id);
         ctx.status = outcome.status;
+        ctx.set(outcome.headers);
         ctx.body = outcome.body;
         return;
       }
@@ -129,15 +141,19 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
       : new ServiceUnavailable('no node is up; retry later', config.retryAfter);
   }
 
-  type SpawnOutcome = { kind: 'answer'; status: number; body: unknown } | { kind: 'full' } | { kind: 'failed'; error: string };
+  type SpawnOutcome =
+    | { kind: 'answer'; status: number; body: unknown; headers: Record<string, string> }
+    | { kind: 'refused'; status: 429; body: unknown; headers: Record<string, string> }
+    | { kind: 'full' }
+    | { kind: 'failed'; error: string };
 
-  async function forwardSpawn(node: NodeState, query: string, body: string, contentType: string | undefined): Promise<SpawnOutcome> {
+  async function forwardSpawn(node: NodeState, query: string, body: string, contentType: string | undefined, client: string): Promise<SpawnOutcome> {
     let response: Response;
     try {
       response = await fetch(`${node.record.url}/api/spawn${query}`, {
         method: 'POST',
         body,
-        headers: { 'content-type': contentType ?? 'application/json', accept: 'application/json' },
+        headers: { 'content-type': contentType ?? 'application/json', accept: 'application/json', 'x-forwarded-for': client },
         signal: AbortSignal.timeout(config.spawnTimeout * 1000),
       });
     } catch (err) {
@@ -150,15 +166,19 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     } catch {
       data = undefined;
     }
-    if (response.status === 429) return { kind: 'full' };
+    if (response.status === 429) {
+      const reason = (data as { reason?: unknown } | undefined)?.reason;
+      if (!(CLIENT_LIMIT_REASONS as readonly unknown[]).includes(reason)) return { kind: 'full' };
+      return { kind: 'refused', status: 429, body: data, headers: { 'Retry-After': response.headers.get('retry-after') ?? String(config.retryAfter) } };
+    }
     if (response.status >= 500) return { kind: 'failed', error: `POST /api/spawn answered ${response.status}` };
     if (response.ok) {
       const url = (data as { url?: unknown } | undefined)?.url;
       if (typeof url !== 'string') return { kind: 'failed', error: 'POST /api/spawn answered without a "url"' };
-      return { kind: 'answer', status: response.status, body: { ...(data as object), url: new URL(url, node.record.url + '/').href } };
+      return { kind: 'answer', status: response.status, body: { ...(data as object), url: new URL(url, node.record.url + '/').href }, headers: {} };
     }
     // The node refused the request itself (4xx): the client's mistake, passed on as it is.
-    return { kind: 'answer', status: response.status, body: data ?? { status: response.status, message: response.statusText } };
+    return { kind: 'answer', status: response.status, body: data ?? { status: response.status, message: response.statusText }, headers: {} };
   }
 
   const publicApi = new Router({ sensitive: true });

@@ -2,11 +2,15 @@
  * Typed errors. Cores throw these; thin HTTP handlers map them to status codes with `statusOf`,
  * so a client's mistake is always a 4xx with a clear message and never a 500.
  */
+import type { ClientLimitReason } from './types.js';
+
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** Fields added to the JSON answer next to `status` and `message`, for programs that read it. */
+    readonly details: Record<string, string> = {},
   ) {
     super(message);
     this.name = new.target.name;
@@ -56,13 +60,17 @@ export class PayloadTooLarge extends HttpError {
   }
 }
 
-/** Capacity is exhausted for now; `retryAfterSeconds` tells the client when to come back. */
+/**
+ * Capacity is exhausted for now, or (with a `reason`) this client has had its share;
+ * `retryAfterSeconds` tells the client when to come back.
+ */
 export class TooManyRequests extends HttpError {
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
+    reason?: ClientLimitReason,
   ) {
-    super(429, message, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) });
+    super(429, message, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) }, reason ? { reason } : {});
   }
 }
 

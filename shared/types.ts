@@ -78,3 +78,12 @@ export interface NodeStats {
   draining: boolean;
   pools: Record<string, PoolStats>;
 }
+
+/**
+ * Why a node answered POST /api/spawn with 429 for this client alone (the JSON `reason`): it holds
+ * its --max-per-client containers, or claimed faster than --claims-per-minute. Without a reason, a
+ * 429 means the node is full. A redirector passes these on to the client instead of trying
+ * another node.
+ */
+export const CLIENT_LIMIT_REASONS = ['client_cap', 'client_rate'] as const;
+export type ClientLimitReason = (typeof CLIENT_LIMIT_REASONS)[number];

@@ -90,7 +90,7 @@ function errors(log: Logger): Middleware {
       }
       if (err instanceof HttpError) ctx.set(err.headers);
       ctx.status = status;
-      ctx.body = { status, message: err instanceof HttpError ? err.message : 'internal error' };
+      ctx.body = err instanceof HttpError ? { status, message: err.message, ...err.details } : { status, message: 'internal error' };
     }
   };
 }

@@ -67,6 +67,17 @@ export class RedisStore<T> implements RecordStore<T> {
     if ((await this.client.exists(this.key)) === 0) for (const records of this.restores) await this.write(records());
   }
 
+  /**
+   * Every command waits for the restart check, then fails at once while Redis is away. node-redis
+   * queues MULTI transactions even with `disableOfflineQueue` and sends them on reconnect ahead of
+   * the restart check: a write queued that way would land in a restarted, empty Redis first, and the
+   * check would then find our hash present and skip writing the table back.
+   */
+  private async connected(): Promise<void> {
+    await this.restartCheck;
+    if (!this.client.isReady) throw new Error('Redis is not connected');
+  }
+
   onEmptyRestart(records: () => Iterable<[string, T]>): void {
     this.restores.push(records);
   }
@@ -90,13 +101,13 @@ export class RedisStore<T> implements RecordStore<T> {
   }
 
   async get(id: string): Promise<T | undefined> {
-    await this.restartCheck;
+    await this.connected();
     const text = await this.client.hGet(this.key, id);
     return text == null ? undefined : (JSON.parse(text) as T);
   }
 
   async all(): Promise<Map<string, T>> {
-    await this.restartCheck;
+    await this.connected();
     const hash = await this.client.hGetAll(this.key);
     const records = new Map<string, T>();
     for (const [id, text] of Object.entries(hash)) {
@@ -114,7 +125,7 @@ export class RedisStore<T> implements RecordStore<T> {
   }
 
   async putMany(entries: Iterable<[string, T]>): Promise<void> {
-    await this.restartCheck;
+    await this.connected();
     await this.write(entries);
   }
 
@@ -130,7 +141,7 @@ export class RedisStore<T> implements RecordStore<T> {
   }
 
   async delete(id: string): Promise<boolean> {
-    await this.restartCheck;
+    await this.connected();
     const removed = await this.client.hDel(this.key, id);
     if (removed > 0) await this.client.publish(this.channel, JSON.stringify({ origin: this.origin, id, value: null } satisfies ChangeMessage));
     return removed > 0;

@@ -1,17 +1,21 @@
 // A visitor in a real browser (Debian's Chromium through playwright-core) opens a publisher's page
 // on another site; the page embeds the stable link (redirector) in an iframe. Behind the link: a
 // node (`nbpool up`: proxy + orchestrator) keeping warm containers of the REAL Jupyter Notebook 6.4
-// image.
+// image with its default command, XSRF check on. The node serves HTTPS (a certificate made here,
+// which Chromium and the redirector are told to trust), so the proxy makes Jupyter's `_xsrf` cookie
+// one that survives in the cross-site iframe; the redirector serves plain HTTP and sends visitors on
+// to the node's https URL.
 // Screenshots go to test-artifacts/.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
 import { JUPYTER_IMAGE, removeLabelled, requireImage } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
+import { selfSignedCert } from '../proxy/helpers.js';
 import { startProgram, type Program } from './program.js';
 
 const artifacts = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -23,6 +27,8 @@ const programs: Program[] = [];
 let publisher: Server | undefined;
 let browser: Browser | undefined;
 let publisherUrl = '';
+/** The node's public address (https). */
+let nodeUrl = '';
 let failed = false;
 /** Failed and slow browser requests, printed when a test fails. */
 const browserLog: string[] = [];
@@ -69,6 +75,8 @@ before(async () => {
   );
 
   const link = `http://127.0.0.1:${redirectorPort}/`;
+  nodeUrl = `https://127.0.0.1:${proxyPort}`;
+  const tls = selfSignedCert();
   publisher = createServer((_req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
     res.end(`<!doctype html><html><head><title>A publisher's page</title></head><body>
@@ -84,29 +92,34 @@ before(async () => {
     startProgram([
       'up', '--ip', '127.0.0.1', '--port', String(proxyPort), '--api-port', String(apiPort), '--admin-port', String(adminPort),
       '--frame-ancestors', publisherUrl, '--image', JUPYTER_IMAGE, '--pool-size', '3',
-      '--instance', instance,
+      '--instance', instance, '--ssl-key', tls.key, '--ssl-cert', tls.cert,
     ], env),
     startProgram([
       'redirector', '--ip', '127.0.0.1', '--port', String(redirectorPort), '--admin-ip', '127.0.0.1',
-      '--admin-port', String(redirectorAdminPort), '--node', `http://127.0.0.1:${proxyPort}`, '--stats-period', '0.5',
+      '--admin-port', String(redirectorAdminPort), '--node', nodeUrl, '--stats-period', '0.5',
       '--state-store', 'memory:', '--frame-ancestors', publisherUrl,
-    ], env),
+    ], { ...env, NODE_EXTRA_CA_CERTS: tls.cert }),
   );
 
   // Two warm Jupyter containers (one per visitor below), then the link pointing at the node.
   await waitFor(async () => {
-    const res = await fetch(`http://127.0.0.1:${proxyPort}/api/stats`);
+    const res = await fetch(`${link}api/stats`);
     const stats = res.ok ? ((await res.json()) as { available?: number }) : undefined;
     return (stats?.available ?? 0) >= 2 || undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250, what: 'two warm Jupyter containers behind the proxy' });
+  }, { timeoutMs: 60_000, intervalMs: 250, what: 'two warm Jupyter containers behind the proxy, seen by the redirector over HTTPS' });
   await waitFor(async () => {
     const res = await fetch(link, { redirect: 'manual' });
-    return (res.status === 302 && res.headers.get('location')?.startsWith(`http://127.0.0.1:${proxyPort}/`)) || undefined;
+    return (res.status === 302 && res.headers.get('location')?.startsWith(`${nodeUrl}/`)) || undefined;
   }, { timeoutMs: 15_000, intervalMs: 200, what: 'the redirector sending visitors to the node' });
 
+  // Chromium trusts the node's certificate by its public key, as if a CA had signed it.
+  const spki = new X509Certificate(readFileSync(tls.cert)).publicKey.export({ type: 'spki', format: 'der' });
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      `--ignore-certificate-errors-spki-list=${createHash('sha256').update(spki).digest('base64')}`,
+    ],
   });
 }, { timeout: 120_000 });
 
@@ -175,7 +188,7 @@ async function runCell(page: Page, view: Frame, code: string): Promise<string> {
   }, () => view.goto(view.url()));
 }
 
-e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a second visitor gets another container', async () => {
+e2eTest('a visitor lands on their own Jupyter in the iframe over HTTPS with XSRF on, runs a cell, saves, reloads and finds it again; a second visitor gets another container', async () => {
   const first = await newVisitor();
   const page = await first.newPage();
   await page.goto(publisherUrl);
@@ -198,18 +211,40 @@ e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a 
   assert.equal(printed, '42', 'the kernel answered over its WebSocket through the proxy');
   await notebook.screenshot({ path: `${artifacts}browser-2-notebook-42.png` });
 
-  // The same notebook inside the iframe (a cross-site frame): the kernel runs there too, and
-  // navigating or reloading inside the frame stays in the visitor's container.
+  // The same notebook inside the iframe (a cross-site frame): the kernel runs there too, and the
+  // notebook is saved from there (a PUT that Jupyter's XSRF check lets through only with the
+  // `_xsrf` cookie, which the frame has only because the proxy made it cross-site).
   const notebookUrl = notebook.url();
   await notebook.close();
   await frame.goto(notebookUrl);
   // Other output than the first run's, which autosave may have stored in the notebook.
   assert.equal(await runCell(page, frame, "print(6*7, 'in the frame')"), '42 in the frame', 'the kernel answers inside the cross-site iframe');
   await page.screenshot({ path: `${artifacts}browser-3-notebook-in-iframe.png` });
-  await frame.goto(`http://${new URL(notebookUrl).host}${userPath}/tree`);
+  await frame.evaluate('Jupyter.notebook.save_notebook()');
+  // The notebook's own tab has an _xsrf of its own (first-party); the frame's is kept under the publisher's site.
+  const cookies = await first.cookies(nodeUrl);
+  const xsrf = cookies.find((c) => c.name === '_xsrf' && c.partitionKey?.includes(PUBLISHER_HOST));
+  assert.ok(xsrf, `the iframe keeps Jupyter's _xsrf cookie: ${JSON.stringify(cookies)}`);
+  assert.deepEqual([xsrf.sameSite, xsrf.secure], ['None', true], 'made cross-site by the proxy (Jupyter sets no SameSite)');
+  // Jupyter checks: a POST from the frame without the token is refused, with it accepted.
+  // (A script in the page's text: tsx would wrap a function's inner helpers in its own __name.)
+  const posts = await frame.evaluate(`(async () => {
+    const token = decodeURIComponent(/(?:^|;\\s*)_xsrf=([^;]*)/.exec(document.cookie)?.[1] ?? '');
+    const post = (headers) => fetch('${userPath}/api/contents', { method: 'POST', headers, body: '{"type": "directory"}' }).then((r) => r.status);
+    return { without: await post({}), with: await post({ 'X-XSRFToken': token }) };
+  })()`);
+  assert.deepEqual(posts, { without: 403, with: 201 }, 'XSRF is checked, and passes with the cookie');
+
+  // Reloading the publisher's page brings the visitor back to their container and their notebook,
+  // saved with its output. Chromium requests the iframe's `src` (the link) again, so keeping the
+  // visitor needs the link to recognise them: affinity cookies (shared/cookies.ts), partitioned
+  // (CHIPS) because only those survive in a cross-site iframe.
+  await page.reload();
   const again = await notebookFrame(page);
-  assert.equal(again.userPath, userPath, 'same container after navigating inside the frame');
+  assert.equal(again.userPath, userPath, 'same container after reloading the page');
   await again.frame.locator('#notebook_list').getByText('Untitled.ipynb').first().waitFor({ timeout: 10_000 });
+  await again.frame.goto(notebookUrl);
+  await again.frame.locator('.output_area .output_text pre', { hasText: '42 in the frame' }).first().waitFor({ timeout: 20_000 });
 
   // Another visitor (another browser context: no shared state) gets a container of their own.
   const second = await newVisitor();
@@ -221,21 +256,4 @@ e2eTest('a visitor lands on their own Jupyter in the iframe, runs a cell, and a 
   await other.screenshot({ path: `${artifacts}browser-4-second-visitor.png` });
   await first.close();
   await second.close();
-});
-
-// Chromium requests an iframe's `src` again when the page around it is reloaded, so keeping the
-// visitor needs the link to recognise them: affinity cookies (shared/cookies.ts), partitioned
-// (CHIPS) because only those survive in a cross-site iframe.
-e2eTest("reloading the publisher's page keeps the visitor's container", async () => {
-  const context = await newVisitor();
-  try {
-    const page = await context.newPage();
-    await page.goto(publisherUrl);
-    const { userPath } = await notebookFrame(page);
-    await page.reload();
-    const reloaded = await notebookFrame(page);
-    assert.equal(reloaded.userPath, userPath, 'same container after reloading the page');
-  } finally {
-    await context.close();
-  }
 });

@@ -7,10 +7,12 @@ import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { rewriteLocation, rewriteSetCookie } from '../../proxy/response-rewrite.js';
 import { trustedProxies } from '../../proxy/trusted-proxies.js';
 import { parseProxyArgs } from '../../proxy/config.js';
+import { startProxy } from '../../proxy/server.js';
 import { selfSignedCert, startTestProxy } from './helpers.js';
 
 describe('response rewrites (pure)', () => {
@@ -158,4 +160,22 @@ describe('strip_prefix and cross-site cookies through the proxy', () => {
       await other.close();
     }
   });
+});
+
+test('plain HTTP on a non-loopback address says once, at start, that cross-site embedding needs HTTPS; loopback, TLS or a trusted front do not', async () => {
+  const { key, cert } = selfSignedCert();
+  const warned = async (flags: string[]) => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const { config } = parseProxyArgs(['--port', '0', '--api-ip', '127.0.0.1', '--api-port', '0', ...flags], { CONFIGPROXY_AUTH_TOKEN: 't' });
+    const proxy = await startProxy(config, log);
+    await proxy.close();
+    return lines.filter((l) => l.includes('cross-site embedding (a notebook in a publisher\'s iframe) needs HTTPS')).length;
+  };
+  // 0.0.0.0: every interface, for the few milliseconds the proxy runs; nothing connects to it.
+  assert.equal(await warned(['--ip', '0.0.0.0']), 1, 'plain HTTP on every interface');
+  assert.equal(await warned(['--ip', '0.0.0.0', '--trusted-proxy', '127.0.0.0/8,::1']), 1, "only loopback fronts trusted (nbpool up's default)");
+  assert.equal(await warned(['--ip', '127.0.0.1']), 0, 'loopback: a developer trying it out');
+  assert.equal(await warned(['--ip', '0.0.0.0', '--ssl-key', key, '--ssl-cert', cert]), 0, 'TLS at the proxy');
+  assert.equal(await warned(['--ip', '0.0.0.0', '--trusted-proxy', '10.0.0.0/8']), 0, 'a TLS front named by --trusted-proxy');
 });

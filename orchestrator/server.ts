@@ -8,6 +8,7 @@
  * refresh,drain,empty,resume,claim}, GET /api/stats, GET /api/stats/history, GET /metrics; the status
  * page (GET / or /status) needs no token itself.
  */
+import { createServer, type RequestListener } from 'node:http';
 import { join } from 'node:path';
 import type Koa from 'koa';
 import { Router, type RouterContext } from '@koa/router';
@@ -53,6 +54,8 @@ export interface RunningOrchestrator {
   url: string;
   adminUrl: string;
   orchestrator: Orchestrator;
+  /** The public handler itself, for a proxy in the same process (`nbpool up`): what `url` serves. */
+  handle: RequestListener;
   close(): Promise<void>;
 }
 
@@ -286,7 +289,8 @@ export async function startOrchestrator(
     throw err;
   }
   const tickets = new TicketDesk(orch);
-  const publicServer = serverFor(publicApp(orch, tickets, config, deps.log));
+  const handle = publicApp(orch, tickets, config, deps.log).callback();
+  const publicServer = createServer(handle);
   const adminServer = serverFor(adminApp(orch, config, registry, deps.log));
   publicServer.keepAliveTimeout = 65_000;
   let url: string;
@@ -308,6 +312,7 @@ export async function startOrchestrator(
     url,
     adminUrl,
     orchestrator: orch,
+    handle,
     close() {
       closing ??= (async () => {
         tickets.close();

@@ -45,8 +45,9 @@ export interface AppPreset {
 
 /**
  * What an open, untouched Jupyter Notebook 6.4 tab sends (nbpool/jupyter, watched in Chromium):
- * - the tree page, every 60 s: `GET api/sessions?_=<n>`, `GET api/terminals?_=<n>` and
- *   `GET api/contents[/<dir>]?type=directory&_=<n>` (the same three again when the window gets focus);
+ * - the tree page, every 60 s while its window has focus: `GET api/sessions?_=<n>`,
+ *   `GET api/terminals?_=<n>` and `GET api/contents[/<dir>]?type=directory&_=<n>` (the same three
+ *   again whenever the window gets focus);
  * - a notebook page: nothing periodic over HTTP (its autosave, every 120 s, saves only when the
  *   notebook changed: a person's edit, or once after a new notebook's kernel metadata is filled in);
  *   on its kernel WebSocket one `kernel_info_request` when it connects, then no data frames at all,

@@ -97,7 +97,7 @@ interface Visitor {
  * does with every container started or removed on this engine, by any test: a page whose scripts
  * were cut off never renders. A visitor would reload; so does the test, a bounded number of times.
  */
-async function retrying(what: string, attempt: () => Promise<void>, attempts = 3): Promise<void> {
+async function retrying(what: string, attempt: () => Promise<void>, attempts = 5): Promise<void> {
   for (let i = 1; ; i++) {
     try {
       return await attempt();
@@ -133,7 +133,7 @@ async function openNotebook(v: Visitor): Promise<Page> {
   const page = await v.context.newPage();
   // The page must render well within the cull timeout, or the container is rightly idle.
   await retrying('the notebook page', async () => {
-    await page.goto(`${v.base}notebooks/${path}`);
+    await page.goto(`${v.base}notebooks/${path}`, { waitUntil: 'domcontentloaded' });
     await page.waitForSelector('#kernel_indicator_icon', { timeout: 15_000 });
   });
   try {

@@ -4,6 +4,7 @@
  */
 import { totalmem } from 'node:os';
 import { checks, parseConfig, renderHelp, type ConfigValues, type OptionSpecs } from '../shared/config.js';
+import { parseActivityIgnore } from '../shared/activity-ignore.js';
 import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
 import type { ActivityApi } from './app-activity.js';
@@ -176,6 +177,8 @@ export interface PoolConfig {
   noun: string;
   /** How to ask the app whether its kernel is busy before an idle cull (the preset's). */
   activity?: ActivityApi;
+  /** Requests of the app's own (polls) that are not a visitor's activity: regexes, the route's `activity_ignore`. */
+  activityIgnore: readonly string[];
   /** Port the app listens on inside the container. */
   port: number;
   /**
@@ -226,7 +229,7 @@ export function defaultCapacity(memoryBytes: number, hostBytes = totalmem()): nu
 
 const POOL_KEYS = [
   'preset', 'image', 'command', 'size', 'min', 'max', 'hitRate', 'redirectUri', 'probePath', 'stripPrefix', 'port', 'entryPath',
-  'claimHook', 'memLimit', 'cpuQuota', 'cpuShares', 'capAdd',
+  'claimHook', 'memLimit', 'cpuQuota', 'cpuShares', 'capAdd', 'activityIgnore',
 ] as const;
 /** Public paths the orchestrator and proxy answer themselves; no pool entry path may shadow them. */
 const RESERVED_ENTRY = /^\/(api|spawn|stats|user)(\/|$)/;
@@ -292,6 +295,12 @@ function parsePools(section: unknown, base: PoolConfig, values: OrchestratorOpti
     if (!Array.isArray(capAdd) || capAdd.some((c) => typeof c !== 'string')) throw new ConfigError(`${where}.capAdd must be a list of capability names`);
     const capProblem = capabilityError(capAdd as string[]);
     if (capProblem) throw new ConfigError(`${where}.capAdd: ${capProblem}`);
+    const activityIgnore = entry.activityIgnore ?? preset?.activityIgnore ?? base.activityIgnore;
+    try {
+      parseActivityIgnore(activityIgnore, `${where}.activityIgnore`);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
     out.push({
       name,
       preset: presetName ?? base.preset,
@@ -303,6 +312,7 @@ function parsePools(section: unknown, base: PoolConfig, values: OrchestratorOpti
       stripPrefix,
       noun: preset?.noun ?? base.noun,
       activity: preset ? preset.activity : base.activity,
+      activityIgnore: activityIgnore as string[],
       port: num('port', base.port, 1, 65535)!,
       entryPath,
       claimHook: str('claimHook', undefined),
@@ -363,6 +373,7 @@ export function buildOrchestratorConfig(
     stripPrefix: preset.stripPrefix,
     noun: preset.noun,
     activity: preset.activity,
+    activityIgnore: preset.activityIgnore,
     port: values.containerPort,
     entryPath: '/',
     claimHook: values.claimHook,

@@ -432,6 +432,7 @@ export class Orchestrator {
 
   private routeData(c: PoolContainer): RouteData {
     const info = this.info.get(c.id)!;
+    const pool = this.pools.get(c.pool);
     return {
       target: info.target!,
       instance: this.config.instance,
@@ -440,7 +441,9 @@ export class Orchestrator {
       created: new Date(c.createdAt).toISOString(),
       claimed: new Date(c.claimedAt ?? Date.now()).toISOString(),
       // demand: the proxy sends /user/<id>/x as /x and rewrites Location and cookie paths.
-      ...(this.pools.get(c.pool)?.stripPrefix ? { strip_prefix: true } : {}),
+      ...(pool?.stripPrefix ? { strip_prefix: true } : {}),
+      // issue 16 part 3: the app's own polls leave the route's last_activity alone.
+      ...(pool?.activityIgnore.length ? { activity_ignore: pool.activityIgnore } : {}),
     };
   }
 

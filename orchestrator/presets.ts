@@ -39,12 +39,28 @@ export interface AppPreset {
   noun: 'notebook' | 'app';
   /** How to ask the app whether it is busy before culling it as idle (app-activity.ts); none: never asked. */
   activity?: ActivityApi;
+  /** The app's own periodic requests, which are not a person's activity: the route's `activity_ignore`. */
+  activityIgnore: readonly string[];
 }
 
+/**
+ * What an open, untouched Jupyter Notebook 6.4 tab sends (nbpool/jupyter, watched in Chromium):
+ * - the tree page, every 60 s while its window has focus: `GET api/sessions?_=<n>`,
+ *   `GET api/terminals?_=<n>` and `GET api/contents[/<dir>]?type=directory&_=<n>` (the same three
+ *   again whenever the window gets focus);
+ * - a notebook page: nothing periodic over HTTP (its autosave, every 120 s, saves only when the
+ *   notebook changed: a person's edit, or once after a new notebook's kernel metadata is filled in);
+ *   on its kernel WebSocket one `kernel_info_request` when it connects, then no data frames at all,
+ *   only the pongs answering the server's pings every 30 s, which the proxy never counts.
+ * So only the tree page's three polls are named. The cost: a visitor who only browses folders in
+ * the tree (the same `api/contents` request as the poll) is not seen; opening anything is.
+ */
+const JUPYTER_POLLS = ['^/api/sessions(\\?|$)', '^/api/terminals(\\?|$)', '^/api/contents(/[^?]*)?\\?(.*&)?type=directory(&|$)'];
+
 export const PRESETS: Record<PresetName, AppPreset> = {
-  jupyter: { image: DEFAULT_IMAGE, command: DEFAULT_COMMAND, redirectUri: '/tree', probePath: 'api', stripPrefix: false, noun: 'notebook', activity: 'jupyter' },
-  shiny: { image: 'nbpool/shiny:latest', command: '', redirectUri: '/', probePath: '', stripPrefix: true, noun: 'app' },
-  generic: { command: '', redirectUri: '/', probePath: '', stripPrefix: true, noun: 'app' },
+  jupyter: { image: DEFAULT_IMAGE, command: DEFAULT_COMMAND, redirectUri: '/tree', probePath: 'api', stripPrefix: false, noun: 'notebook', activity: 'jupyter', activityIgnore: JUPYTER_POLLS },
+  shiny: { image: 'nbpool/shiny:latest', command: '', redirectUri: '/', probePath: '', stripPrefix: true, noun: 'app', activityIgnore: [] },
+  generic: { command: '', redirectUri: '/', probePath: '', stripPrefix: true, noun: 'app', activityIgnore: [] },
 };
 
 export function isPresetName(name: string): name is PresetName {

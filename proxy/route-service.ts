@@ -7,6 +7,7 @@
  * last_activity moves in memory on every request or WebSocket chunk and is written to the store
  * coalesced, every `activityFlushMs`, for the routes that changed only.
  */
+import { parseActivityIgnore } from '../shared/activity-ignore.js';
 import { BadRequest, NotFound, ServiceUnavailable } from '../shared/errors.js';
 import { jsonDepth, MAX_JSON_DEPTH } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
@@ -71,32 +72,6 @@ export function parseTarget(value: unknown): Target {
     port: url.port === '' ? (https ? 443 : 80) : Number(url.port),
     path,
   };
-}
-
-/** Bounds on `"activity_ignore"`: route data comes from an admin, but a pattern runs on every request. */
-const MAX_IGNORE_PATTERNS = 32;
-const MAX_IGNORE_PATTERN_LENGTH = 200;
-
-/**
- * `"activity_ignore": ["^/api/kernels$", ...]`: regular expressions tested against each request's
- * path and query after the route's prefix; a request that matches one leaves last_activity alone
- * (an app's periodic polls). Absent: every request counts.
- */
-export function parseActivityIgnore(value: unknown): RegExp[] | undefined {
-  if (value === undefined) return undefined;
-  if (!Array.isArray(value) || value.length > MAX_IGNORE_PATTERNS) {
-    throw new BadRequest(`'activity_ignore' must be a list of at most ${MAX_IGNORE_PATTERNS} regular expressions`);
-  }
-  return value.map((pattern: unknown) => {
-    if (typeof pattern !== 'string' || pattern.length > MAX_IGNORE_PATTERN_LENGTH) {
-      throw new BadRequest(`'activity_ignore' entries must be strings of at most ${MAX_IGNORE_PATTERN_LENGTH} characters`);
-    }
-    try {
-      return new RegExp(pattern);
-    } catch (err) {
-      throw new BadRequest(`'activity_ignore' entry ${JSON.stringify(pattern)} is not a regular expression: ${(err as Error).message}`);
-    }
-  });
 }
 
 /** True when a request to `url` (the route's prefix included) is one the route says not to count as activity. */

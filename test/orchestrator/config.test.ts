@@ -84,6 +84,16 @@ test('capabilities given back per pool or by flag; --no-egress excludes --docker
   assert.throws(() => load(['--no-egress', '--docker-network', 'mine']), /--no-egress .* cannot be combined with --docker-network/);
 });
 
+test("activity_ignore per pool: the preset's polls (Jupyter's), or the pool's own list, checked at start", () => {
+  const config = load([], { dash: { preset: 'generic', image: 'dash:1', activityIgnore: ['^/_dash-update-component$'] }, shiny: { preset: 'shiny' } });
+  const [jupyter, dash, shiny] = config.pools;
+  assert.ok(jupyter!.activityIgnore.some((p) => new RegExp(p).test('/api/sessions?_=1796013551885')), "Jupyter's session poll is named");
+  assert.ok(!jupyter!.activityIgnore.some((p) => new RegExp(p).test('/api/contents/Untitled.ipynb')), 'a save is not');
+  assert.deepEqual([dash!.activityIgnore, shiny!.activityIgnore], [['^/_dash-update-component$'], []]);
+  assert.throws(() => load([], { dash: { preset: 'generic', image: 'dash:1', activityIgnore: ['('] } }), /pools.dash.activityIgnore entry "\(" is not a regular expression/);
+  assert.throws(() => load([], { dash: { activityIgnore: '^/x' } }), /pools.dash.activityIgnore must be a list/);
+});
+
 test('presets: a pool of a new kind is three lines of config; explicit settings win', () => {
   const config = load(['--max-containers', '40', '--cpu-shares', '256'], {
     shiny: { preset: 'shiny', image: 'nbpool/shiny', size: 2 },

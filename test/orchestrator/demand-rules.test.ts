@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { pino } from 'pino';
 import { Conflict } from '../../shared/errors.js';
 import { jupyterKernelActivity, type AppActivity, type AppActivityProbe } from '../../orchestrator/app-activity.js';
+import { PRESETS } from '../../orchestrator/presets.js';
 import { testConfig } from './harness.js';
 import { FakeEngine, startFake, until } from './fake-engine.js';
 
@@ -63,6 +65,8 @@ test('presets: a shiny pool pools an app that runs under / (route data strip_pre
   assert.equal(node.routes.routes.get(`/user/${claim.id}`)!.strip_prefix, true);
   const notebook = (await node.orch.claimNow(undefined, { path: '', query: '' }))!;
   assert.equal(node.routes.routes.get(`/user/${notebook.id}`)!.strip_prefix, undefined, 'Jupyter runs under its base path');
+  assert.deepEqual(node.routes.routes.get(`/user/${notebook.id}`)!.activity_ignore, PRESETS.jupyter.activityIgnore, "Jupyter's polls are not activity");
+  assert.equal(node.routes.routes.get(`/user/${claim.id}`)!.activity_ignore, undefined, 'a Shiny app names none');
   assert.deepEqual([node.orch.poolStats('shiny').entry_path, node.orch.poolStats('shiny').preset], ['/shiny/', 'shiny']);
 });
 
@@ -105,4 +109,16 @@ test('culling asks the app: a busy kernel keeps an idle container, an idle kerne
   await new Promise((r) => setTimeout(r, 80));
   await node.orch.reconcilePass();
   assert.ok(!node.routes.routes.has(`/user/${busy.id}`), 'culled once the kernel is idle');
+});
+
+test('--cull-max culls a busy kernel too, and the log says it was busy', async () => {
+  const activity: AppActivityProbe = { ask: async () => ({ busy: true, lastActivity: Date.now() }) };
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  await using node = await startFake(testConfig('t-demand', ['--pool-size', '1', '--cull-max', '1', '--cull-period', '0.05', '--reconcile-period', '3600']), { activity, log });
+  await until(() => node.orch.stats().available === 1, 'pool to fill');
+  const busy = (await node.orch.claimNow(undefined, { path: '', query: '' }))!;
+  await until(() => !node.routes.routes.has(`/user/${busy.id}`), 'culled at its maximum age though its kernel works');
+  const cull = lines.find((l) => l.id === busy.id && String(l.msg).startsWith('culling'));
+  assert.deepEqual([cull?.msg, cull?.reason, cull?.kernel], ['culling container while its kernel was busy', 'max-age', 'busy']);
 });

@@ -3,7 +3,7 @@
  * cull, heal, adopt, backoff, drain, engine loss) are tested in milliseconds. The same rules run
  * against the real Docker engine in the other files of this folder.
  */
-import { silentLogger } from '../../shared/log.js';
+import { silentLogger, type Logger } from '../../shared/log.js';
 import { createRegistry } from '../../shared/metrics.js';
 import type { RouteData, RouteTableClient } from '../../shared/types.js';
 import type { ContainerBackend, ContainerSpec, EngineWatcher, FoundContainer, StartedContainer } from '../../orchestrator/backend.js';
@@ -154,11 +154,11 @@ export interface FakeNode {
   journal: ClaimJournal;
 }
 
-export function fakeOrchestrator(config: OrchestratorConfig, shared: Partial<Omit<FakeNode, 'orch'>> & { activity?: AppActivityProbe } = {}): FakeNode {
+export function fakeOrchestrator(config: OrchestratorConfig, shared: Partial<Omit<FakeNode, 'orch'>> & { activity?: AppActivityProbe; log?: Logger } = {}): FakeNode {
   const engine = shared.engine ?? new FakeEngine();
   const routes = shared.routes ?? new MemoryRoutes();
   const journal = shared.journal ?? new MemoryClaimJournal();
-  const orch = new Orchestrator(config, { routes, log: silentLogger(), backend: engine, probe: new FakeProbe(engine), journal, activity: shared.activity, registry: createRegistry('orchestrator'), version: 'test' });
+  const orch = new Orchestrator(config, { routes, log: shared.log ?? silentLogger(), backend: engine, probe: new FakeProbe(engine), journal, activity: shared.activity, registry: createRegistry('orchestrator'), version: 'test' });
   return { orch, engine, routes, journal };
 }
 

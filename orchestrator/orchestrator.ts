@@ -71,6 +71,8 @@ interface ContainerInfo {
   token?: string;
   /** When the engine's create/start answered (reconcile judges only containers started before its list). */
   startedAt?: number;
+  /** When this orchestrator last knew the visitor's route in the proxy (reconcile judges routes only after). */
+  routedAt?: number;
 }
 
 interface PendingWaiter {
@@ -249,6 +251,7 @@ export class Orchestrator {
         claimed++;
         if (!c.claimed) this.markClaimed(id);
         if (!route || route.target !== c.target) await this.deps.routes.addRoute(routePath(id), this.routeData(this.core.get(id)!));
+        this.info.get(id)!.routedAt = Date.now();
       } else {
         warm++;
         void this.track(this.admit(id, pool));
@@ -584,6 +587,7 @@ export class Orchestrator {
     if (context.client !== undefined) this.shares.hold(context.client, container.id);
     try {
       await this.deps.routes.addRoute(routePath(container.id), this.routeData(container));
+      info.routedAt = Date.now();
     } catch (err) {
       this.log.error({ err, id: container.id }, 'proxy refused the route; retiring the container');
       this.retire(container.id, 'route-failed');
@@ -670,7 +674,7 @@ export class Orchestrator {
   private known(): KnownContainer[] {
     return this.core.list().map((c) => {
       const info = this.info.get(c.id);
-      return { id: c.id, pool: c.pool, state: c.state, containerId: info?.containerId, target: info?.target, startedAt: info?.startedAt };
+      return { id: c.id, pool: c.pool, state: c.state, containerId: info?.containerId, target: info?.target, startedAt: info?.startedAt, routedAt: info?.routedAt };
     });
   }
 
@@ -707,6 +711,8 @@ export class Orchestrator {
           if (c?.state !== 'claimed') break;
           this.log.warn({ id: c.id }, 'proxy lost or misdirected a visitor route; adding it back');
           await this.deps.routes.addRoute(routePath(c.id), this.routeData(c));
+          const info = this.info.get(c.id);
+          if (info) info.routedAt = Date.now();
           break;
         }
       }

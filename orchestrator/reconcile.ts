@@ -17,6 +17,12 @@ export interface KnownContainer {
   target?: string;
   /** When the engine's create/start answered (undefined while that call is in flight). */
   startedAt?: number;
+  /**
+   * When the runtime last knew this claimed container's route to be in the proxy (undefined while
+   * the claim's own route write is in flight): a route written after the listing may be missing
+   * from it without being lost.
+   */
+  routedAt?: number;
 }
 
 export interface ReconcileInput {
@@ -86,7 +92,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     }
     const dead = new Set(actions.flatMap((a) => (a.kind === 'replace-dead' ? [a.id] : [])));
     for (const c of input.known) {
-      if (c.state !== 'claimed' || dead.has(c.id)) continue;
+      if (c.state !== 'claimed' || dead.has(c.id) || c.routedAt === undefined || c.routedAt > input.listedAt) continue;
       const route = input.routes[routePath(c.id)];
       if (!route || (c.target && route.target !== c.target)) actions.push({ kind: 'add-route', id: c.id });
     }

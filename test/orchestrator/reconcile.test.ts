@@ -21,6 +21,7 @@ const known = (id: string, state: KnownContainer['state'], startedAt = 1000): Kn
   containerId: `c-${id}`,
   target: `http://127.0.0.1:${id.length}`,
   startedAt,
+  ...(state === 'claimed' ? { routedAt: startedAt } : {}),
 });
 const route = (id: string, extra: Record<string, unknown> = {}) => ({ target: `http://127.0.0.1:${id.length}`, instance, ...extra });
 
@@ -88,6 +89,17 @@ test('routes: stale ones deleted, lost or misdirected ones re-added, none for a 
     { kind: 'add-route', id: 'a' },
     { kind: 'add-route', id: 'bb' },
   ]);
+});
+
+test('a claim whose route write was in flight, or landed after the proxy was listed, is not judged yet', () => {
+  const { actions } = reconcile({
+    instance,
+    known: [{ ...known('in-flight', 'claimed'), routedAt: undefined }, { ...known('late', 'claimed'), routedAt: 2001 }, known('lost', 'claimed')],
+    engine: [found('in-flight'), found('late'), found('lost')],
+    listedAt: 2000,
+    routes: {},
+  });
+  assert.deepEqual(actions, [{ kind: 'add-route', id: 'lost' }]);
 });
 
 test("a warm container on a leaving machine is replaced; a visitor's stays", () => {

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { LABELS } from '../../orchestrator/backend.js';
 import { docker, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { waitFor } from '../helpers/net.js';
-import { http, startNode, stats, waitForWarm } from '../orchestrator/harness.js';
+import { http, startNode, stats, TINY_COMMAND, waitForWarm } from '../orchestrator/harness.js';
 import { recordFigures, secondsSince } from './figures.js';
 import { leaked } from './stack.js';
 
@@ -43,6 +43,49 @@ test("a visitor's container killed: route gone within seconds, their next reques
     assert.equal(figures.claimed, 0, 'no longer counted claimed');
     assert.equal(next.status, 410, `the visitor gets a page saying it is gone, not a proxy error: ${next.status} ${next.body.slice(0, 200)}`);
     assert.match(next.body, /stopped/i, 'the page says their notebook stopped');
+    assert.match(next.body, /\/spawn\//, 'and leads to a fresh one');
+  } finally {
+    await node.stop();
+  }
+});
+
+/**
+ * The main process waits for a file, then reads zeros into a shell variable until the kernel kills it
+ * at the memory limit: the way a notebook dies, with no test hook in the image (busybox's sh and tr).
+ */
+const GROWING_COMMAND = `sh -c '${TINY_COMMAND} & until [ -e /tmp/grow ]; do sleep 0.1; done; hog=$(tr "\\0" x </dev/zero)'`;
+
+test("a visitor's container out of memory at --mem-limit: route gone within seconds, their next request says it ran out of memory", { timeout: 120_000 }, async () => {
+  await requireImage(TINY_IMAGE);
+  const node = await startNode('chaosoom', ['--pool-size', '1', '--cull-period', '3600', '--command', GROWING_COMMAND, '--mem-limit', '32m']);
+  try {
+    await waitForWarm(node, 'default', 1, 60_000);
+    const location = (await http(`${node.proxy.url}/spawn/tree`)).headers.location as string;
+    const id = /^\/user\/([^/]+)/.exec(location)![1]!;
+    assert.equal((await http(node.proxy.url + location)).status, 200);
+    const [container] = await docker().listContainers({ filters: { label: [`${LABELS.user}=${id}`] } });
+    assert.ok(container);
+    const exec = await docker().getContainer(container.Id).exec({ Cmd: ['touch', '/tmp/grow'] });
+    await exec.start({});
+    const grewAt = Date.now();
+
+    const noticed = await waitFor(async () => !(await node.proxy.routes.getRoutes())[`/user/${id}`] || undefined, { timeoutMs: NOTICE_WITHIN_MS * 2, what: 'the dead container\'s route removed' })
+      .then(() => secondsSince(grewAt), () => undefined);
+    const engineSaid = await docker().getContainer(container.Id).inspect().then((i) => i.State.OOMKilled, () => undefined);
+    const next = await http(node.proxy.url + location);
+    await waitForWarm(node, 'default', 1, 30_000).catch(() => undefined);
+    const figures = await stats(node);
+    await recordFigures('container_oom', {
+      visitors_lost: 1,
+      containers_leaked: await leaked(node.instance, figures),
+      seconds_to_recover: noticed ?? -1,
+      next_request_status: next.status,
+      engine_oom_killed: engineSaid ?? 'removed before inspect',
+    });
+    assert.ok(noticed !== undefined && noticed * 1000 <= NOTICE_WITHIN_MS, `noticed after ${noticed ?? 'more than 10'} s`);
+    assert.equal(figures.claimed, 0, 'no longer counted claimed');
+    assert.equal(next.status, 410, `the visitor gets a page saying it is gone: ${next.status} ${next.body.slice(0, 200)}`);
+    assert.match(next.body, /out of memory/i, `the page says why: ${next.body.slice(0, 400)}`);
     assert.match(next.body, /\/spawn\//, 'and leads to a fresh one');
   } finally {
     await node.stop();

@@ -9,22 +9,28 @@ import { test } from 'node:test';
 import { LABELS } from '../../orchestrator/backend.js';
 import { docker, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { waitFor } from '../helpers/net.js';
-import { http, startNode, stats, TINY_COMMAND, waitForWarm } from '../orchestrator/harness.js';
+import { http, startNode, stats, TINY_COMMAND, waitForWarm, type Node } from '../orchestrator/harness.js';
 import { recordFigures, secondsSince } from './figures.js';
 import { leakedAfterRemovals } from './stack.js';
 
 const NOTICE_WITHIN_MS = 5000;
 
+/** A visitor served from a warm container of `node`: their URL, id and container on the engine. */
+async function visitorWithContainer(node: Node) {
+  await waitForWarm(node, 'default', 1, 60_000);
+  const location = (await http(`${node.proxy.url}/spawn/tree`)).headers.location as string;
+  const id = /^\/user\/([^/]+)/.exec(location)![1]!;
+  assert.equal((await http(node.proxy.url + location)).status, 200);
+  const [container] = await docker().listContainers({ filters: { label: [`${LABELS.user}=${id}`] } });
+  assert.ok(container);
+  return { location, id, container };
+}
+
 test("a visitor's container killed: route gone within seconds, their next request says it stopped and offers a fresh one", { timeout: 120_000 }, async () => {
   await requireImage(TINY_IMAGE);
   const node = await startNode('chaosdies', ['--pool-size', '1', '--cull-period', '3600']);
   try {
-    await waitForWarm(node, 'default', 1, 60_000);
-    const location = (await http(`${node.proxy.url}/spawn/tree`)).headers.location as string;
-    const id = /^\/user\/([^/]+)/.exec(location)![1]!;
-    assert.equal((await http(node.proxy.url + location)).status, 200);
-    const [container] = await docker().listContainers({ filters: { label: [`${LABELS.user}=${id}`] } });
-    assert.ok(container);
+    const { location, id, container } = await visitorWithContainer(node);
     await docker().getContainer(container.Id).kill();
     const killedAt = Date.now();
 
@@ -59,12 +65,7 @@ test("a visitor's container out of memory at --mem-limit: route gone within seco
   await requireImage(TINY_IMAGE);
   const node = await startNode('chaosoom', ['--pool-size', '1', '--cull-period', '3600', '--command', GROWING_COMMAND, '--mem-limit', '32m']);
   try {
-    await waitForWarm(node, 'default', 1, 60_000);
-    const location = (await http(`${node.proxy.url}/spawn/tree`)).headers.location as string;
-    const id = /^\/user\/([^/]+)/.exec(location)![1]!;
-    assert.equal((await http(node.proxy.url + location)).status, 200);
-    const [container] = await docker().listContainers({ filters: { label: [`${LABELS.user}=${id}`] } });
-    assert.ok(container);
+    const { location, id, container } = await visitorWithContainer(node);
     // Timed from its death as the engine tells it: how fast it fills its memory depends on the machine's load.
     const events = await docker().getEvents({ filters: { container: [container.Id], event: ['die'] } });
     const died = new Promise<number>((resolve) => events.once('data', () => resolve(Date.now())));

@@ -127,6 +127,8 @@ export async function run(argv: string[]): Promise<void> {
     // Without --instance, the node's instance follows its public port (known now, even for --port 0).
     if (!values.instance) orchestratorConfig.instance = defaultInstance(Number(new URL(proxy.publicUrl).port), UP_DEFAULT_PORT);
     running = await startOrchestrator(orchestratorConfig, { routes: proxy.routes, log: log.child({ component: 'orchestrator' }), backend });
+    // Unrouted visitors reach the orchestrator without the loopback HTTP hop.
+    proxy.serveInProcess(proxyConfig.defaultTarget!, running.handle);
   } catch (err) {
     await proxy?.close();
     removePidFile();

@@ -30,10 +30,6 @@ import { basePath, newVisitorId, routePath, visitorIdOfRoute, visitorUrl, type C
 
 /** How often waiters are checked, starts planned and backoffs re-tried. */
 const TICK_MS = 200;
-/** A loading page that has not polled for this long is taken out of the line. */
-const ABANDON_MS = 20_000;
-/** A served loading-page visitor's redirect is kept this long for them to collect. */
-const TICKET_KEEP_MS = 60_000;
 /** How long a visitor whose container stopped is told why, on their next request. */
 const STOPPED_KEEP_MS = 3_600_000;
 const STOPPED_KEEP_MAX = 10_000;
@@ -54,10 +50,20 @@ export interface Claim {
   latencyMs: number;
 }
 
-export type TicketView =
-  | { state: 'waiting'; position: number; waiting: number }
-  | { state: 'ready'; url: string; visitorId: string }
-  | { state: 'gone' };
+/** A visitor's place in the waiting line, for those who wait on a page (tickets.ts). */
+export interface PlaceInLine {
+  /** Unguessable, like a visitor id: the loading page's ticket. */
+  id: string;
+  pool: string;
+  /** Their claim once a container is free; rejects when the line gives up on them (expired, drained, stopping). */
+  claimed: Promise<Claim>;
+  /** 1-based place in the pool's line; 0 once out of it. */
+  position(): number;
+  /** How many wait in the pool's line. */
+  waiting(): number;
+  /** The visitor went away: out of the line, and nothing is claimed for them. */
+  leave(): void;
+}
 
 interface ContainerInfo {
   containerId?: string;
@@ -73,18 +79,6 @@ interface PendingWaiter {
   startedAt: number;
   resolve(claim: Claim): void;
   reject(err: Error): void;
-}
-
-interface Ticket {
-  id: string;
-  pool: string;
-  state: 'waiting' | 'ready' | 'gone';
-  url?: string;
-  visitorId?: string;
-  lastSeen: number;
-  openPolls: number;
-  readyAt?: number;
-  changed: Array<() => void>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -112,7 +106,6 @@ export class Orchestrator {
   private readonly info = new Map<string, ContainerInfo>();
   private readonly byContainerId = new Map<string, string>();
   private readonly pending = new Map<string, PendingWaiter>();
-  private readonly tickets = new Map<string, Ticket>();
   /** Removals and claim markers: the engine work kept off the claim path. */
   private readonly engineWork: EngineQueue;
   private readonly background = new Set<Promise<unknown>>();
@@ -206,7 +199,6 @@ export class Orchestrator {
       this.takePending(p.waiter.id);
       p.reject(new ServiceUnavailable('this node is shutting down; try again', 5));
     }
-    for (const ticket of this.tickets.values()) this.setTicket(ticket, 'gone');
     await this.reconcileRunning;
     await Promise.allSettled([...this.background]);
     if (this.config.cleanupOnExit) {
@@ -288,17 +280,6 @@ export class Orchestrator {
       const p = this.takePending(waiter.id);
       this.metrics.turnedAway.inc({ pool: waiter.pool });
       p?.reject(new TooManyRequests(`no container of pool ${waiter.pool} became free in time; try again`, this.retryAfter()));
-      const ticket = this.tickets.get(waiter.id);
-      if (ticket) this.setTicket(ticket, 'gone');
-    }
-    for (const ticket of this.tickets.values()) {
-      if (ticket.state === 'waiting' && ticket.openPolls === 0 && now - ticket.lastSeen > ABANDON_MS) {
-        this.core.dropWaiter(ticket.id, ticket.pool);
-        this.takePending(ticket.id);
-        this.tickets.delete(ticket.id);
-      } else if (ticket.state !== 'waiting' && now - (ticket.readyAt ?? ticket.lastSeen) > TICKET_KEEP_MS) {
-        this.tickets.delete(ticket.id);
-      }
     }
     // demand: auto pools follow the claim rate; warm containers past --max-warm-age are replaced.
     for (const id of sizePools(this.demand, this.core, now, this.config.capacity, this.config.maxWarmAge * 1000)) this.retire(id, 'max-warm-age');
@@ -554,8 +535,8 @@ export class Orchestrator {
     });
   }
 
-  /** Puts a loading-page visitor in line and returns their ticket id. */
-  enqueueTicket(poolName: string | undefined, context: ClaimContext): string {
+  /** Puts a visitor in line without holding their request open (a loading page polls for them). */
+  joinLine(poolName: string | undefined, context: ClaimContext): PlaceInLine {
     const pool = this.guard(poolName, context);
     const now = Date.now();
     const waiter: Waiter = { id: newVisitorId(), pool: pool.name, enqueuedAt: now, deadline: now + this.config.queueWait * 1000 };
@@ -565,51 +546,18 @@ export class Orchestrator {
       this.metrics.turnedAway.inc({ pool: pool.name });
       throw this.mapPoolError(err);
     }
-    const ticket: Ticket = { id: waiter.id, pool: pool.name, state: 'waiting', lastSeen: now, openPolls: 0, changed: [] };
-    this.tickets.set(ticket.id, ticket);
-    this.addPending({
-      waiter,
-      context,
-      startedAt: performance.now(),
-      resolve: (claim) => {
-        ticket.url = claim.url;
-        ticket.visitorId = claim.id;
-        ticket.readyAt = Date.now();
-        this.setTicket(ticket, 'ready');
-      },
-      reject: () => this.setTicket(ticket, 'gone'),
-    });
+    const claimed = new Promise<Claim>((resolve, reject) => this.addPending({ waiter, context, startedAt: performance.now(), resolve, reject }));
     this.kick();
-    return ticket.id;
-  }
-
-  private setTicket(ticket: Ticket, state: Ticket['state']): void {
-    ticket.state = state;
-    for (const notify of ticket.changed.splice(0)) notify();
-  }
-
-  ticketView(ticketId: string): TicketView {
-    const ticket = this.tickets.get(ticketId);
-    if (!ticket || ticket.state === 'gone') return { state: 'gone' };
-    ticket.lastSeen = Date.now();
-    if (ticket.state === 'ready') return { state: 'ready', url: ticket.url!, visitorId: ticket.visitorId! };
-    return { state: 'waiting', position: this.core.position(ticketId, ticket.pool), waiting: this.core.figures(ticket.pool, Date.now()).waiting };
-  }
-
-  /** Long poll: resolves when the ticket changes or after `maxMs`. */
-  async waitTicket(ticketId: string, maxMs: number): Promise<TicketView> {
-    const ticket = this.tickets.get(ticketId);
-    if (ticket?.state === 'waiting') {
-      ticket.openPolls++;
-      let notify!: () => void;
-      const changed = new Promise<void>((r) => (notify = r));
-      ticket.changed.push(notify);
-      await Promise.race([changed, sleep(maxMs)]);
-      ticket.openPolls--;
-      const index = ticket.changed.indexOf(notify);
-      if (index !== -1) ticket.changed.splice(index, 1);
-    }
-    return this.ticketView(ticketId);
+    return {
+      id: waiter.id,
+      pool: pool.name,
+      claimed,
+      position: () => this.core.position(waiter.id, pool.name),
+      waiting: () => this.core.figures(pool.name, Date.now()).waiting,
+      leave: () => {
+        if (this.takePending(waiter.id)) this.core.dropWaiter(waiter.id, pool.name);
+      },
+    };
   }
 
   private mapPoolError(err: unknown, api = false): Error {

@@ -8,6 +8,7 @@
  * refresh,drain,empty,resume,claim}, GET /api/stats, GET /api/stats/history, GET /metrics; the status
  * page (GET / or /status) needs no token itself.
  */
+import { createServer, type RequestListener } from 'node:http';
 import { join } from 'node:path';
 import type Koa from 'koa';
 import { Router, type RouterContext } from '@koa/router';
@@ -45,6 +46,7 @@ import { HttpProbe } from './probe.js';
 import { InstanceTaken } from './instance-owner.js';
 import { Orchestrator } from './orchestrator.js';
 import { elsewherePage, fullPage, loadingPage, stoppedPage, waitingPage } from './pages.js';
+import { TicketDesk } from './tickets.js';
 import { visitorIdOfPath, type ClaimContext } from './visitor.js';
 
 export interface RunningOrchestrator {
@@ -52,6 +54,8 @@ export interface RunningOrchestrator {
   url: string;
   adminUrl: string;
   orchestrator: Orchestrator;
+  /** The public handler itself, for a proxy in the same process (`nbpool up`): what `url` serves. */
+  handle: RequestListener;
   close(): Promise<void>;
 }
 
@@ -108,7 +112,7 @@ function busyPage(noun: (ctx: Context) => string) {
   };
 }
 
-function publicApp(orch: Orchestrator, config: OrchestratorConfig, log: Logger): Koa {
+function publicApp(orch: Orchestrator, tickets: TicketDesk, config: OrchestratorConfig, log: Logger): Koa {
   const cookieLife = config.cullMax > 0 ? config.cullMax : 86_400;
   const trusted = trustedProxies(config.trustedProxy);
   /** Who asks, for fair shares: the address a trusted proxy names, else the socket's. */
@@ -134,7 +138,7 @@ function publicApp(orch: Orchestrator, config: OrchestratorConfig, log: Logger):
     if (ownUrl) return redirect(ctx, ownUrl);
     const claimed = (visitorId: string, url: string) => redirect(ctx, url, { 'Set-Cookie': affinityCookie(ctx.req, VISITOR_COOKIE, visitorId, cookieLife) });
     if (ticket) {
-      const view = orch.ticketView(ticket);
+      const view = tickets.view(ticket);
       if (view.state === 'ready') return claimed(view.visitorId, view.url);
       if (view.state === 'waiting') return sendHtml(ctx, 200, waitingPage(ticket, ctx.url, view.position, noun));
       // Gone (expired or unknown): start over as a new visitor.
@@ -148,10 +152,10 @@ function publicApp(orch: Orchestrator, config: OrchestratorConfig, log: Logger):
     const pool = params.get('pool') ?? undefined;
     const claim = await orch.claimNow(pool, context);
     if (claim) return claimed(claim.id, claim.url);
-    const id = orch.enqueueTicket(pool, context);
+    const id = tickets.open(pool, context);
     const retry = new URLSearchParams(query);
     retry.set('ticket', id);
-    const view = orch.ticketView(id);
+    const view = tickets.view(id);
     sendHtml(ctx, 200, waitingPage(id, `/spawn${rest}?${retry}`, view.state === 'waiting' ? view.position : 0, noun));
   }
 
@@ -169,7 +173,7 @@ function publicApp(orch: Orchestrator, config: OrchestratorConfig, log: Logger):
     ctx.body = { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) };
   });
   api.all(/^\/api\/wait\/([A-Za-z0-9]{1,64})$/, async (ctx) => {
-    const view = await orch.waitTicket(ctx.captures![0]!, LONG_POLL_MS);
+    const view = await tickets.wait(ctx.captures![0]!, LONG_POLL_MS);
     if (view.state === 'ready') ctx.body = { ready: true, url: view.url };
     else if (view.state === 'waiting') ctx.body = { ready: false, position: view.position, waiting: view.waiting };
     else throw new Gone('no container became free in time; please try again in a little while', { 'Retry-After': '30' });
@@ -290,7 +294,9 @@ export async function startOrchestrator(
     await release();
     throw err;
   }
-  const publicServer = serverFor(publicApp(orch, config, deps.log));
+  const tickets = new TicketDesk(orch);
+  const handle = publicApp(orch, tickets, config, deps.log).callback();
+  const publicServer = createServer(handle);
   const adminServer = serverFor(adminApp(orch, config, registry, deps.log));
   publicServer.keepAliveTimeout = 65_000;
   let url: string;
@@ -299,6 +305,7 @@ export async function startOrchestrator(
     url = `http://${await listenOn(publicServer, config.port, config.ip)}`;
     adminUrl = `http://${await listenOn(adminServer, config.adminPort, config.adminIp)}`;
   } catch (err) {
+    tickets.close();
     await orch.stop();
     await release();
     publicServer.close();
@@ -311,8 +318,10 @@ export async function startOrchestrator(
     url,
     adminUrl,
     orchestrator: orch,
+    handle,
     close() {
       closing ??= (async () => {
+        tickets.close();
         await orch.stop();
         // Long polls would hold shutdown for seconds: cut every connection at once.
         await Promise.all([closeServer(publicServer, 0), closeServer(adminServer, 0), release()]);

@@ -4,7 +4,7 @@
  * embeds (it then drives routes in-process through `routes`, with no network hop).
  */
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, request as httpRequest, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, STATUS_CODES, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ import { routesApi } from './api.js';
 import type { ProxyConfig } from './config.js';
 import { NodeForwarder, type Forwarder, type ForwardHooks } from './forward.js';
 import { createProxyMetrics } from './metrics.js';
-import { ignoresActivity, LocalRouteTableClient, RouteService, type RouteEntry } from './route-service.js';
+import { ignoresActivity, LocalRouteTableClient, parseTarget, RouteService, type RouteEntry } from './route-service.js';
 import { isLoopback, trustedProxies } from './trusted-proxies.js';
 
 export interface RunningProxy {
@@ -35,6 +35,12 @@ export interface RunningProxy {
   /** Set when --metrics-port is given. */
   metricsUrl: string | undefined;
   metrics: Registry;
+  /**
+   * Requests routed to `target` are handed to `handler` in this process instead of over loopback
+   * HTTP (`nbpool up`: the orchestrator, the default target, so an unrouted visitor's claim skips
+   * a hop). WebSocket upgrades to it still go over the network; nothing there is on a claim path.
+   */
+  serveInProcess(target: string, handler: RequestListener): void;
   /** Stops accepting, lets requests in flight finish, flushes last_activity, closes the store. */
   close(): Promise<void>;
 }
@@ -197,6 +203,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   }
   const errorPages = new ErrorPages(config.errorTarget, config.errorPath, log);
   const upgraded = new Set<Duplex>();
+  let inProcess: { href: string; handler: RequestListener } | undefined;
 
   if (config.defaultTarget) await service.add('/', { target: config.defaultTarget });
 
@@ -223,6 +230,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     }
     if (!entry) {
       errorPages.send(404, req, res);
+      return;
+    }
+    if (inProcess && entry.target.href === inProcess.href) {
+      void inProcess.handler(req, res);
       return;
     }
     forwarder.web(
@@ -311,6 +322,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       apiUrl,
       metricsUrl,
       metrics: registry,
+      serveInProcess(target, handler) {
+        inProcess = { href: parseTarget(target).href, handler };
+      },
       close() {
         closing ??= (async () => {
           const closed = Promise.all(servers.map((server) => closeServer(server, CLOSE_GRACE_MS)));

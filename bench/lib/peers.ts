@@ -26,6 +26,18 @@ export function ourProgramExists(program: string): boolean {
   }
 }
 
+/**
+ * Whether `nbpool <program>` takes `flag` (an older build named by BENCH_NBPOOL_ROOT, measured for
+ * a before/after comparison, may predate it).
+ */
+export function ourProgramTakes(program: string, flag: string): boolean {
+  try {
+    return execFileSync(process.execPath, [nbpoolBin, program, '--help'], { encoding: 'utf8', timeout: 20_000 }).includes(flag);
+  } catch {
+    return false;
+  }
+}
+
 export interface RunningProxy extends Proc {
   port: number;
   apiPort: number;

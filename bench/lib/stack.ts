@@ -4,7 +4,7 @@
  * with `nbpool orchestrator` as its default target, as child processes. Only the command line and
  * HTTP are used, so the bench measures whatever the programs do inside.
  */
-import { nbpoolBin, ourNodeArgs, ourProgramExists, proxyToken, startChpLike } from './peers.js';
+import { nbpoolBin, ourNodeArgs, ourProgramExists, ourProgramTakes, proxyToken, startChpLike } from './peers.js';
 import { freePort, startProc, waitListening, type Proc } from './procs.js';
 import { httpRequest } from './http.js';
 import { removeLabelled, TINY_IMAGE, watchFirstCreate, type CreateWatch } from './docker-bench.js';
@@ -42,15 +42,17 @@ export function ourStackExists(): boolean {
   return ourProgramExists(process.env.BENCH_STACK === 'separate' ? 'orchestrator' : 'up');
 }
 
-function poolFlags(instance: string, poolSize: number, maxContainers: number): string[] {
+/** Every bench visitor comes from loopback: one client, so fair shares (where the build has them) would cap the bench. */
+const noFairShares = (program: string) => (ourProgramTakes(program, '--max-per-client') ? ['--max-per-client', '0', '--claims-per-minute', '0'] : []);
+
+function poolFlags(instance: string, poolSize: number, maxContainers: number, program: string): string[] {
   return [
     '--image', TINY_IMAGE,
     '--pool-size', String(poolSize),
     '--max-containers', String(maxContainers),
     '--instance', instance,
     '--cull-period', '600', '--cull-timeout', '0', '--cull-max', '0',
-    // Every bench visitor comes from loopback: one client, so fair shares would cap the bench.
-    '--max-per-client', '0', '--claims-per-minute', '0',
+    ...noFairShares(program),
     '--log-level', 'warn',
   ];
 }
@@ -63,7 +65,7 @@ async function startUp(instance: string, poolSize: number, maxContainers: number
     '--api-ip', '127.0.0.1', '--api-port', String(apiPort),
     '--orchestrator-port', String(orchPort),
     '--admin-ip', '127.0.0.1', '--admin-port', String(adminPort),
-    ...poolFlags(instance, poolSize, maxContainers), ...extraArgs,
+    ...poolFlags(instance, poolSize, maxContainers, 'up'), ...extraArgs,
   ], { CONFIGPROXY_AUTH_TOKEN: proxyToken, ADMIN_AUTH_TOKEN: 'bench' });
   await waitListening(up, port, 30_000);
   await waitListening(up, orchPort, 30_000);
@@ -82,7 +84,7 @@ async function startSeparate(instance: string, poolSize: number, maxContainers: 
     '--admin-ip', '127.0.0.1', '--admin-port', String(adminPort),
     '--configproxy-endpoint', proxy.apiUrl,
     '--configproxy-auth-token', proxyToken,
-    ...poolFlags(instance, poolSize, maxContainers), ...extraArgs,
+    ...poolFlags(instance, poolSize, maxContainers, 'orchestrator'), ...extraArgs,
   ], { ADMIN_AUTH_TOKEN: 'bench' });
   try {
     await waitListening(orchestrator, orchPort, 30_000);

@@ -78,13 +78,12 @@ test('engine lost: no claims from the warm pool, no starts; restored: reconciled
   await assert.rejects(node.orch.claimOrWait(undefined, { path: '', query: '' }, 3000), (err: ServiceUnavailable) => err.status === 503, 'a spawn is told at once to try another node');
   const starts = node.engine.starts;
   // A page visitor waits in line (the node has no --entry-url to send them back to).
-  const ticket = node.orch.enqueueTicket(undefined, { path: '', query: '' });
+  const place = node.orch.joinLine(undefined, { path: '', query: '' });
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(node.engine.starts, starts, 'no starts against a stopped engine');
   node.engine.restart();
-  await until(() => node.orch.ticketView(ticket).state === 'ready', 'the waiting visitor served');
-  const served = node.orch.ticketView(ticket) as { visitorId: string };
-  assert.ok(node.engine.containers.get(node.engine.byVisitor(served.visitorId)!.containerId)!.running, 'the waiting visitor got a running container');
+  const served = await place.claimed;
+  assert.ok(node.engine.containers.get(node.engine.byVisitor(served.id)!.containerId)!.running, 'the waiting visitor got a running container');
   assert.ok(!node.routes.routes.has(`/user/${visitor.id}`), "the earlier visitor's dead container lost its route");
   await until(() => warm(node) === 3 && [...node.engine.containers.values()].every((c) => c.running), 'refill with running containers only');
 });

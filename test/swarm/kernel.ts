@@ -9,9 +9,21 @@ interface KernelMessage {
   content: { name?: string; text?: string; ename?: string; evalue?: string };
 }
 
+/**
+ * Jupyter's XSRF check is on (as in a visitor's browser): a page sets the `_xsrf` cookie, and a
+ * POST carries it back in the cookie and the X-XSRFToken header.
+ */
+async function xsrfHeaders(base: string): Promise<Record<string, string>> {
+  const page = await fetch(`${base}/tree`);
+  await page.arrayBuffer();
+  const xsrf = page.headers.getSetCookie().map((c) => /^_xsrf=([^;]*)/.exec(c)?.[1]).find(Boolean);
+  if (!xsrf) throw new Error(`no _xsrf cookie from ${base}/tree (status ${page.status})`);
+  return { Cookie: `_xsrf=${xsrf}`, 'X-XSRFToken': decodeURIComponent(xsrf) };
+}
+
 /** Starts a kernel under `base` (http://proxy/user/<id>), runs `code`, returns its stdout. */
 export async function runInKernel(base: string, code: string, timeoutMs = 30_000): Promise<string> {
-  const started = await fetch(`${base}/api/kernels`, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } });
+  const started = await fetch(`${base}/api/kernels`, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json', ...(await xsrfHeaders(base)) } });
   if (started.status !== 201) throw new Error(`starting a kernel answered ${started.status}: ${await started.text()}`);
   const { id } = (await started.json()) as { id: string };
   const session = randomUUID();

@@ -1,20 +1,29 @@
 /**
  * The swarm backend on a real swarm: this engine as manager, two namespaced worker engines
  * (test/helpers/swarm.ts). One swarm for the file, tests in order: fill across nodes, a visitor
- * through the proxy, restart adoption, a paused and a drained node, a worker lost, cull. Tasks stay
+ * through the proxy, restart adoption, a paused and a drained node, a worker lost, cull, then
+ * deploy/stack.yml deployed with `docker stack deploy` and the real Jupyter image. Tasks stay
  * on the workers (node.role==worker). Never run two swarm test files at once.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { LABELS } from '../../orchestrator/backend.js';
 import { DEFAULT_COMMAND } from '../../orchestrator/config.js';
 import { SwarmBackend, type SwarmTask } from '../../orchestrator/swarm-backend.js';
 import { JUPYTER_IMAGE, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { loadImages } from '../helpers/hosts.js';
-import { waitFor } from '../helpers/net.js';
+import { freePort, waitFor } from '../helpers/net.js';
 import { startSwarm, type SwarmWorker, type TestSwarm } from '../helpers/swarm.js';
-import { http, startNode, stats, waitForWarm, type Node } from '../orchestrator/harness.js';
+import { http, startNode, stats, TINY_COMMAND, waitForWarm, type Node } from '../orchestrator/harness.js';
 import { runInKernel } from './kernel.js';
+
+const exec = promisify(execFile);
 
 const POOL = 4;
 let swarm: TestSwarm;
@@ -175,6 +184,62 @@ test('cull removes the services, leaving no tasks or networks behind', { timeout
     what: 'no tasks left on live nodes',
   });
   assert.deepEqual(await networkNames(swarm.workers[1]!), networksBefore, 'the surviving worker has only the networks it had with the pool running');
+});
+
+test('deploy/stack.yml: docker stack deploy runs proxy, orchestrator and Redis; a visitor lands in a service on a worker', { timeout: 240_000 }, async () => {
+  const name = `nbstack${randomBytes(3).toString('hex')}`;
+  const dir = mkdtempSync(join(tmpdir(), 'nbpool-stack-'));
+  const config = join(dir, 'orchestrator.json');
+  writeFileSync(config, JSON.stringify({ command: TINY_COMMAND }));
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const image = `nbpool/nbpool:${name}`;
+  const env = {
+    ...process.env,
+    NBPOOL_IMAGE: image,
+    CONFIGPROXY_AUTH_TOKEN: randomBytes(16).toString('hex'),
+    ADMIN_AUTH_TOKEN: randomBytes(16).toString('hex'),
+    NBPOOL_PORT: String(port),
+    NBPOOL_ADMIN_PORT: String(adminPort),
+    NBPOOL_POOL_IMAGE: TINY_IMAGE,
+    NBPOOL_POOL_SIZE: '2',
+    NBPOOL_MEM_LIMIT: '64m',
+    NBPOOL_PLACEMENT_CONSTRAINT: 'node.role==worker',
+    NBPOOL_INSTANCE: name,
+    NBPOOL_NETWORK: `${name}-visitors`,
+    NBPOOL_ORCHESTRATOR_CONFIG: config,
+  };
+  const stack = (...args: string[]) => exec('docker', ['stack', ...args], { env, maxBuffer: 8 << 20 });
+  try {
+    await exec('bash', ['deploy/build-image.sh'], { env, maxBuffer: 8 << 20 });
+    await stack('deploy', '--resolve-image', 'never', '-c', 'deploy/stack.yml', name);
+    const node = `http://127.0.0.1:${port}`;
+    await waitFor(async () => {
+      const res = await fetch(`${node}/api/stats`).catch(() => undefined);
+      return (res?.ok && ((await res.json()) as { available: number }).available >= 2) || undefined;
+    }, { timeoutMs: 120_000, intervalMs: 500, what: 'the stack up with a full pool' });
+    const reply = await http(`${node}/spawn/tree`);
+    assert.equal(reply.status, 302, reply.body.slice(0, 200));
+    const page = await http(`${node}${reply.headers.location as string}`);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<title>tiny<\/title>/);
+    const id = /^\/user\/([^/]+)\//.exec(reply.headers.location as string)![1]!;
+    const onNode = (await placement(name)).get(id);
+    assert.ok(swarm.workers.some((w) => w.nodeId === onNode), 'the visitor\'s service runs on a worker');
+    const routes = await fetch(`http://127.0.0.1:${adminPort}/api/pools`, { headers: { authorization: `token ${env.ADMIN_AUTH_TOKEN}` } });
+    assert.equal(routes.status, 200, 'the admin API answers its token on the published port');
+  } finally {
+    await stack('rm', name).catch(() => undefined);
+    // The stack's orchestrator keeps visitors' services on SIGTERM (as on plain Docker): remove them, then their network.
+    await waitFor(async () => (await swarm.docker.listServices({ filters: { label: [`com.docker.stack.namespace=${name}`] } })).length === 0 || undefined, { timeoutMs: 60_000, what: 'stack services removed' });
+    for (const service of await swarm.docker.listServices({ filters: { label: [`${LABELS.instance}=${name}`] } })) await swarm.docker.getService(service.ID).remove().catch(() => undefined);
+    await waitFor(async () => {
+      const left = await swarm.docker.listNetworks({ filters: { name: [name] } });
+      for (const n of left) await swarm.docker.getNetwork(n.Id).remove().catch(() => undefined);
+      return left.length === 0 || undefined;
+    }, { timeoutMs: 60_000, intervalMs: 1000, what: 'stack networks removed' });
+    await swarm.docker.getImage(image).remove({ force: true }).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('real Jupyter on a worker: a page and a kernel over WebSocket through the proxy', { timeout: 240_000 }, async () => {

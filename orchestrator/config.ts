@@ -140,6 +140,11 @@ export const orchestratorOptionSpecs = {
     help: 'addresses or CIDR ranges of proxies whose X-Forwarded-For names the client (the nbpool proxy, a redirector, a TLS front)',
     metavar: 'CIDRS',
   },
+  entryUrl: {
+    type: 'url',
+    help: "the public link visitors come in by when this node runs behind a redirector (the redirector's URL): while this node's container engine is gone, a new visitor is sent back there, and so to another node, instead of waiting here",
+    metavar: 'URL',
+  },
   allowOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for the public API; empty = no CORS', metavar: 'ORIGIN' },
   cleanupOnExit: { type: 'boolean', help: 'remove this instance\'s containers on shutdown (default: leave them for the next start)' },
   configproxyEndpoint: { type: 'url', default: 'http://127.0.0.1:8001', env: 'CONFIGPROXY_ENDPOINT', help: 'proxy REST API (nbpool orchestrator only)', metavar: 'URL' },

@@ -220,6 +220,11 @@ export class Orchestrator {
     return this.stopping;
   }
 
+  /** Whether the engine is away (or not yet reconciled after coming back): nothing is claimed or started. */
+  get engineLost(): boolean {
+    return !this.engineTrusted;
+  }
+
   private track<T>(promise: Promise<T>): Promise<T> {
     this.background.add(promise);
     void promise.finally(() => this.background.delete(promise)).catch(() => undefined);
@@ -515,6 +520,9 @@ export class Orchestrator {
     const immediate = await this.claimNow(poolName, context, startedAt);
     if (immediate) return immediate;
     const pool = this.poolOf(poolName);
+    // The engine is gone: nothing can be started or trusted here, so a caller (a redirector, a
+    // publisher's script) should try another node now rather than wait for one that may not return.
+    if (!this.engine.trusted) throw new ServiceUnavailable("this node's container engine is unreachable; try another node or again later", this.retryAfter());
     if (waitMs <= 0) {
       this.metrics.turnedAway.inc({ pool: pool.name });
       throw new TooManyRequests(`no container of pool ${pool.name} is free; try again`, this.retryAfter());
@@ -928,9 +936,11 @@ export class Orchestrator {
       container_image: this.config.pools[0]!.image,
       claimed: t.claimed,
       starting: t.starting,
-      room: Math.max(0, this.config.capacity - t.claimed),
+      // Without its engine the node can start nothing: a redirector sends new visitors elsewhere.
+      room: this.engineTrusted ? Math.max(0, this.config.capacity - t.claimed) : 0,
       waiting: t.waiting,
       draining: this.stopping,
+      engine_lost: !this.engineTrusted,
       pools,
     };
   }

@@ -72,3 +72,19 @@ export function stoppedPage(reason: string, spawnUrl: string, noun = 'notebook')
 <p><a href="${escapeHtml(spawnUrl)}">Start a fresh ${escapeHtml(noun)}</a></p>`,
   );
 }
+
+/** Long enough for a redirector's next poll of this node (its default period is 2 s). */
+const ELSEWHERE_DELAY_S = 2;
+
+/**
+ * This node cannot start one now (its container engine is gone): a moment later the visitor goes
+ * back to `entryUrl`, the public link, whose redirector by then sends them to another node.
+ */
+export function elsewherePage(entryUrl: string, noun = 'notebook'): string {
+  const url = escapeHtml(entryUrl);
+  return page(
+    `Finding you a ${noun}`,
+    `<h1><span class="spin"></span> Finding you a ${escapeHtml(noun)} on another server&hellip;</h1><p>This server cannot start one right now. If nothing happens, <a href="${url}">continue</a>.</p>`,
+    `<meta http-equiv="refresh" content="${ELSEWHERE_DELAY_S};url=${url}">`,
+  );
+}

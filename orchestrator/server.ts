@@ -45,7 +45,7 @@ import { DockerBackend } from './docker-backend.js';
 import { HttpProbe } from './probe.js';
 import { InstanceTaken } from './instance-owner.js';
 import { Orchestrator } from './orchestrator.js';
-import { fullPage, loadingPage, stoppedPage, waitingPage } from './pages.js';
+import { elsewherePage, fullPage, loadingPage, stoppedPage, waitingPage } from './pages.js';
 import { TicketDesk } from './tickets.js';
 import { visitorIdOfPath, type ClaimContext } from './visitor.js';
 
@@ -142,6 +142,12 @@ function publicApp(orch: Orchestrator, tickets: TicketDesk, config: Orchestrator
       if (view.state === 'ready') return claimed(view.visitorId, view.url);
       if (view.state === 'waiting') return sendHtml(ctx, 200, waitingPage(ticket, ctx.url, view.position, noun));
       // Gone (expired or unknown): start over as a new visitor.
+    }
+    if (orch.engineLost && config.entryUrl) {
+      // Nothing can start here now: back to the public link, whose next choice is another node.
+      params.delete('ticket');
+      const search = params.toString();
+      return sendHtml(ctx, 200, elsewherePage(`${config.entryUrl.replace(/\/+$/, '')}${rest || '/'}${search ? `?${search}` : ''}`, noun));
     }
     const pool = params.get('pool') ?? undefined;
     const claim = await orch.claimNow(pool, context);

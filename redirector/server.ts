@@ -89,7 +89,8 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     // A returning visitor goes back to their node while it takes visitors: their container is there.
     const known = readCookie(ctx.req, NODE_COOKIE);
     const home = known === undefined ? undefined : registry.list().find((n) => n.record.id === known);
-    if (home && home.up && !registry.view(home).draining) {
+    // A home whose engine is gone holds no live container and can start none: choose afresh.
+    if (home && home.up && !registry.view(home).draining && home.stats?.engine_lost !== true) {
       metrics.visitors.inc({ node: home.record.id, kind: 'returning' });
       return redirect(ctx, home.record.url + target, frameHeaders);
     }

@@ -72,10 +72,12 @@ export interface NodeStats {
   container_image: string;
   claimed: number;
   starting: number;
-  /** New visitors this node can still take: capacity minus claimed. */
+  /** New visitors this node can still take: capacity minus claimed (0 while its container engine is away). */
   room: number;
   waiting: number;
   draining: boolean;
+  /** The node's container engine is gone: its containers are likely dead, and it starts none. */
+  engine_lost: boolean;
   pools: Record<string, PoolStats>;
 }
 

@@ -56,8 +56,10 @@ test('engine stopped and restarted under load: said once, no tight loop, reconne
 
   await host.startEngine();
   const backAt = Date.now();
-  // The first claim after the engine is back must be a running container.
-  const first = await claimVisitor(up.url).catch(() => undefined);
+  // The first claim after the engine is back must be a running container (until the node has
+  // its engine again it answers 503, so that a caller tries another node).
+  const first = await waitFor(() => claimVisitor(up.url).catch((err: Error) => (/answered 503/.test(err.message) ? undefined : Promise.reject(err))), { timeoutMs: 30_000, intervalMs: 250, what: 'a claim' })
+    .catch(() => undefined);
   const firstServed = first ? await served(first) : false;
   const refilled = await waitFor(async () => (await stats()).available === 3 || undefined, { timeoutMs: 60_000, intervalMs: 200, what: 'refilled' })
     .then(() => secondsSince(backAt), () => undefined);
@@ -77,6 +79,7 @@ test('engine stopped and restarted under load: said once, no tight loop, reconne
   assert.ok(outageWarnings.length >= 1 && outageWarnings.length <= 2, `said once (${outageWarnings.length} warnings): ${outageWarnings.map((l) => l.slice(0, 400)).join('\n')}`);
   assert.ok(startsDuringOutage <= 6, `no tight loop: ${startsDuringOutage} failed starts in 8 s`);
   assert.equal(outage.available, 0, 'nothing counted available while the engine is away');
+  assert.equal(outage.room, 0, 'no room offered to new visitors while the engine is away');
   assert.ok(firstServed, 'the first claim after the engine came back is a running container');
   assert.ok(refilled !== undefined, 'refilled');
   assert.ok(afterServed);

@@ -112,3 +112,12 @@ export async function leaked(instance: string, stats: NodeStats, engine = docker
   const list = await engine.listContainers({ all: true, filters: { label: [`nbpool.instance=${instance}`] } });
   return Math.max(0, list.length - (stats.claimed + stats.available + stats.starting));
 }
+
+/**
+ * `leaked` once removals in flight have landed: waits up to `timeoutMs` for 0 (a container being
+ * removed is on the engine but no longer counted), then answers the count as it is.
+ */
+export async function leakedAfterRemovals(instance: string, stats: () => Promise<NodeStats>, engine = docker(), timeoutMs = 10_000): Promise<number> {
+  const count = async () => leaked(instance, await stats(), engine);
+  return waitFor(async () => ((await count()) === 0 ? 0 : undefined), { timeoutMs, intervalMs: 250 }).catch(count);
+}

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TooManyRequests } from '../../shared/errors.js';
+import { ServiceUnavailable, TooManyRequests } from '../../shared/errors.js';
 import { MemoryClaimJournal } from '../../orchestrator/claim-journal.js';
 import { testConfig } from './harness.js';
 import { fakeOrchestrator, startFake, until, type FakeNode } from './fake-engine.js';
@@ -73,12 +73,16 @@ test('engine lost: no claims from the warm pool, no starts; restored: reconciled
   node.engine.stop();
   assert.equal(await node.orch.claimNow(undefined, { path: '', query: '' }), undefined, 'no warm container handed out while the engine is gone');
   assert.equal(node.orch.stats().available, 0);
+  assert.equal(node.orch.stats().room, 0, 'no room offered: a redirector sends new visitors elsewhere');
+  assert.equal(node.orch.stats().engine_lost, true);
+  await assert.rejects(node.orch.claimOrWait(undefined, { path: '', query: '' }, 3000), (err: ServiceUnavailable) => err.status === 503, 'a spawn is told at once to try another node');
   const starts = node.engine.starts;
-  const waiting = node.orch.claimOrWait(undefined, { path: '', query: '' }, 3000);
+  // A page visitor waits in line (the node has no --entry-url to send them back to).
+  const place = node.orch.joinLine(undefined, { path: '', query: '' });
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(node.engine.starts, starts, 'no starts against a stopped engine');
   node.engine.restart();
-  const served = await waiting;
+  const served = await place.claimed;
   assert.ok(node.engine.containers.get(node.engine.byVisitor(served.id)!.containerId)!.running, 'the waiting visitor got a running container');
   assert.ok(!node.routes.routes.has(`/user/${visitor.id}`), "the earlier visitor's dead container lost its route");
   await until(() => warm(node) === 3 && [...node.engine.containers.values()].every((c) => c.running), 'refill with running containers only');

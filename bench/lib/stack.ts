@@ -4,7 +4,7 @@
  * with `nbpool orchestrator` as its default target, as child processes. Only the command line and
  * HTTP are used, so the bench measures whatever the programs do inside.
  */
-import { nbpoolBin, ourNodeArgs, ourProgramExists, proxyToken, startChpLike } from './peers.js';
+import { ourBuild, ourProgramExists, proxyToken, startChpLike, type OurBuild } from './peers.js';
 import { freePort, startProc, waitListening, type Proc } from './procs.js';
 import { httpRequest } from './http.js';
 import { removeLabelled, TINY_IMAGE, watchFirstCreate, type CreateWatch } from './docker-bench.js';
@@ -55,10 +55,10 @@ function poolFlags(instance: string, poolSize: number, maxContainers: number): s
   ];
 }
 
-async function startUp(instance: string, poolSize: number, maxContainers: number, extraArgs: string[]): Promise<Started> {
+async function startUp(instance: string, poolSize: number, maxContainers: number, extraArgs: string[], build: OurBuild): Promise<Started> {
   const [port, apiPort, orchPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const up = startProc('nbpool up', process.execPath, [
-    ...ourNodeArgs, nbpoolBin, 'up',
+    ...build.nodeArgs, build.bin, 'up',
     '--ip', '127.0.0.1', '--port', String(port),
     '--api-ip', '127.0.0.1', '--api-port', String(apiPort),
     '--orchestrator-port', String(orchPort),
@@ -72,12 +72,12 @@ async function startUp(instance: string, poolSize: number, maxContainers: number
 
 type Started = Pick<Stack, 'kind' | 'procs' | 'url' | 'statsUrl' | 'stop'>;
 
-async function startSeparate(instance: string, poolSize: number, maxContainers: number, extraArgs: string[]): Promise<Started> {
+async function startSeparate(instance: string, poolSize: number, maxContainers: number, extraArgs: string[], build: OurBuild): Promise<Started> {
   const orchPort = await freePort();
   const adminPort = await freePort();
   const proxy = await startChpLike('ours', 'nbpool proxy', `http://127.0.0.1:${orchPort}`);
   const orchestrator = startProc('nbpool orchestrator', process.execPath, [
-    ...ourNodeArgs, nbpoolBin, 'orchestrator',
+    ...build.nodeArgs, build.bin, 'orchestrator',
     '--ip', '127.0.0.1', '--port', String(orchPort),
     '--admin-ip', '127.0.0.1', '--admin-port', String(adminPort),
     '--configproxy-endpoint', proxy.apiUrl,
@@ -102,12 +102,12 @@ async function startSeparate(instance: string, poolSize: number, maxContainers: 
   };
 }
 
-/** Starts our stack under a unique instance; its containers are removed when it stops. */
-export async function startStack(instance: string, poolSize: number, maxContainers: number, extraArgs: string[] = []): Promise<Stack> {
+/** Starts our stack (`build`: which checkout, which node flags) under a unique instance; its containers are removed when it stops. */
+export async function startStack(instance: string, poolSize: number, maxContainers: number, extraArgs: string[] = [], build: OurBuild = ourBuild): Promise<Stack> {
   const start = process.env.BENCH_STACK === 'separate' ? startSeparate : startUp;
   return startWatched(
     (name, labels) => labels['nbpool.instance'] === instance,
-    () => start(instance, poolSize, maxContainers, extraArgs),
+    () => start(instance, poolSize, maxContainers, extraArgs, build),
     () => removeLabelled(`nbpool.instance=${instance}`),
     { name: 'nbpool', poolSize, refills: true },
   );

@@ -51,6 +51,8 @@ interface PeerRun {
   /** CPU ms per claim by category, per phase (idle included, so it adds up to the window). */
   perClaimMs: Record<Phase, Attribution>;
   load: LoadSpan;
+  /** The windows themselves (monotonic µs), to read the profile again. */
+  windows: Record<Phase, Window[]>;
 }
 
 /**
@@ -124,6 +126,7 @@ async function profileRun(peer: string, root: string, r: number): Promise<PeerRu
     windowMs: { 'sequential claim': round(windowMs('sequential claim'), 1), 'first page': round(windowMs('first page'), 1), burst: round(windowMs('burst'), 1) },
     perClaimMs: { 'sequential claim': perClaim('sequential claim', sequentialClaims), 'first page': perClaim('first page', sequentialClaims), burst: perClaim('burst', burstClaims) },
     load: measured!.load,
+    windows,
   };
   say(`  ${peer} round ${r + 1}: sequential claim p50 ${round(percentile(sequentialClaimMs, 50), 2)} p99 ${round(percentile(sequentialClaimMs, 99), 2)} ms; ${burstClaims} at once p50 ${round(percentile(burstClaimMs, 50), 1)} p99 ${round(percentile(burstClaimMs, 99), 1)} ms; CPU per claim (not idle) ${round(totalMs(run.perClaimMs['sequential claim']), 2)} ms sequential, ${round(totalMs(run.perClaimMs.burst), 2)} ms in the burst (${describeLoad(run.load)}); profile ${run.profile}`);
   return run;

@@ -97,8 +97,9 @@ export function emptyAttribution(): Attribution {
 }
 
 /**
- * Milliseconds of samples per category inside `windows` (a sample lasts until the next one). The
- * category of each profile node is computed once from its path to the root.
+ * Milliseconds of samples per category inside `windows` (a sample lasts until the next one; the
+ * part of it inside a window counts). The category of each profile node is computed once from its
+ * path to the root.
  */
 export function attribute(profile: CpuProfile, windows: readonly Window[]): Attribution {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -115,16 +116,15 @@ export function attribute(profile: CpuProfile, windows: readonly Window[]): Attr
     }
     return category;
   };
-  const sorted = [...windows].sort((a, b) => a.startUs - b.startUs);
-  const inWindow = (t: number) => sorted.some((w) => t >= w.startUs && t <= w.endUs);
+  // a sample stands for the time until the next one; only the part of it inside a window counts
+  // (on a loaded machine one sample can span many ms when the process waits for a CPU)
+  const overlapUs = (from: number, to: number) => windows.reduce((sum, w) => sum + Math.max(0, Math.min(to, w.endUs) - Math.max(from, w.startUs)), 0);
   const out = emptyAttribution();
   let t = profile.startTime;
   const times = profile.timeDeltas.map((d) => (t += d));
   for (let i = 0; i < profile.samples.length; i++) {
-    const at = times[i]!;
-    if (!inWindow(at)) continue;
-    const next = i + 1 < times.length ? times[i + 1]! : profile.endTime;
-    out[categorize(profile.samples[i]!)] += Math.max(0, next - at) / 1000;
+    const us = overlapUs(times[i]!, i + 1 < times.length ? times[i + 1]! : profile.endTime);
+    if (us > 0) out[categorize(profile.samples[i]!)] += us / 1000;
   }
   return out;
 }

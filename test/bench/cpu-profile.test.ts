@@ -43,10 +43,12 @@ test('each sample goes to its nearest known frame, node internals to whoever cal
   assert.equal(Math.round(totalMs(a, true) * 1000), 2700);
 });
 
-test('only samples inside a window count', () => {
+test('only the part of a sample inside a window counts', () => {
+  // samples: 1100-1300 writev under claim, 1300-1600 writev, 1600-2000 inspect, 2000-2500 GC, 2500-3100 idle, 3100-3800 claim
   const a = attribute(profile, [{ startUs: 1250, endUs: 1650 }, { startUs: 3000, endUs: 3200 }]);
+  assert.equal(Math.round(a['orchestrator (claim, pool, handlers)'] * 1000), 50 + 100);
   assert.equal(a['node:http server and sockets, under none of the above'], 0.3);
-  assert.equal(a['engine calls: docker-modem\'s debug util.inspect'], 0.4);
-  assert.equal(a['orchestrator (claim, pool, handlers)'], 0.7);
-  assert.equal(a.GC + a.idle, 0);
+  assert.equal(Math.round(a['engine calls: docker-modem\'s debug util.inspect'] * 1000), 50);
+  assert.equal(a.GC, 0); // 2000-2500, between the windows
+  assert.equal(Math.round(a.idle * 1000), 100); // 2500-3100: its last 100 µs are in the second window
 });

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { Agent } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
-import { promisify } from 'node:util';
+import { inspect, promisify } from 'node:util';
 import Docker from 'dockerode';
 import type { ContainerBackend, ContainerSpec, EngineWatcher, ExecResult, FoundContainer, StartedContainer } from './backend.js';
 import { currentOwner, InstanceTaken, ownerMayLive, type InstanceOwner } from './instance-owner.js';
@@ -102,7 +102,19 @@ const CLAIMED_SUFFIX = '-claimed';
  * seconds, while a fresh connection says at once that nobody listens (engine-link.ts).
  */
 export function engineClient(): Docker {
-  return process.env.DOCKER_CERT_PATH || process.env.DOCKER_TLS_VERIFY ? new Docker() : new Docker({ agent: new Agent({ keepAlive: false }) } as Docker.DockerOptions); // docker-modem takes `agent`; the typings omit it
+  return process.env.DOCKER_CERT_PATH || process.env.DOCKER_TLS_VERIFY ? new Docker() : new Docker({ agent: new EngineAgent({ keepAlive: false }) } as Docker.DockerOptions); // docker-modem takes `agent`; the typings omit it
+}
+
+/**
+ * docker-modem formats every request's options with `util.inspect(..., { showHidden: true, depth:
+ * null })` for its debug log, enabled or not; an agent in them would be printed with every socket
+ * it holds, which made that line most of the orchestrator's CPU during a burst of claims
+ * (bench:claim-profile). Shown as one word instead.
+ */
+class EngineAgent extends Agent {
+  [inspect.custom](): string {
+    return 'EngineAgent';
+  }
 }
 
 export class DockerBackend implements ContainerBackend {

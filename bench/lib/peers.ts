@@ -13,6 +13,20 @@ const nbpoolRoot = process.env.BENCH_NBPOOL_ROOT ?? repoRoot;
 export const nbpoolBin = join(nbpoolRoot, 'bin', 'nbpool.js');
 /** BENCH_NODE_ARGS: node flags for our programs only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
 export const ourNodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+/** Which build of nbpool a bench starts, and with which node flags. */
+export interface OurBuild {
+  bin: string;
+  nodeArgs: string[];
+}
+
+/** The build BENCH_NBPOOL_ROOT names (this checkout by default), with BENCH_NODE_ARGS. */
+export const ourBuild: OurBuild = { bin: nbpoolBin, nodeArgs: ourNodeArgs };
+
+/** The build of the checkout at `root` (its dist/ built), started with `nodeArgs`. */
+export function buildAt(root: string, nodeArgs: string[]): OurBuild {
+  return { bin: join(root, 'bin', 'nbpool.js'), nodeArgs };
+}
 export const chpBin = join(repoRoot, 'node_modules', 'configurable-http-proxy', 'bin', 'configurable-http-proxy');
 
 /** True when `nbpool <program>` is built and no longer the placeholder. */
@@ -30,9 +44,9 @@ export function ourProgramExists(program: string): boolean {
  * Whether `nbpool <program>` takes `flag` (an older build named by BENCH_NBPOOL_ROOT, measured for
  * a before/after comparison, may predate it).
  */
-export function ourProgramTakes(program: string, flag: string): boolean {
+export function ourProgramTakes(build: OurBuild, program: string, flag: string): boolean {
   try {
-    return execFileSync(process.execPath, [nbpoolBin, program, '--help'], { encoding: 'utf8', timeout: 20_000 }).includes(flag);
+    return execFileSync(process.execPath, [build.bin, program, '--help'], { encoding: 'utf8', timeout: 20_000 }).includes(flag);
   } catch {
     return false;
   }

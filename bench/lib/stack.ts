@@ -4,7 +4,7 @@
  * with `nbpool orchestrator` as its default target, as child processes. Only the command line and
  * HTTP are used, so the bench measures whatever the programs do inside.
  */
-import { nbpoolBin, ourNodeArgs, ourProgramExists, ourProgramTakes, proxyToken, startChpLike } from './peers.js';
+import { ourBuild, ourProgramExists, ourProgramTakes, proxyToken, startChpLike, type OurBuild } from './peers.js';
 import { freePort, startProc, waitListening, type Proc } from './procs.js';
 import { httpRequest } from './http.js';
 import { removeLabelled, TINY_IMAGE, watchFirstCreate, type CreateWatch } from './docker-bench.js';
@@ -43,29 +43,29 @@ export function ourStackExists(): boolean {
 }
 
 /** Every bench visitor comes from loopback: one client, so fair shares (where the build has them) would cap the bench. */
-const noFairShares = (program: string) => (ourProgramTakes(program, '--max-per-client') ? ['--max-per-client', '0', '--claims-per-minute', '0'] : []);
+const noFairShares = (build: OurBuild, program: string) => (ourProgramTakes(build, program, '--max-per-client') ? ['--max-per-client', '0', '--claims-per-minute', '0'] : []);
 
-function poolFlags(instance: string, poolSize: number, maxContainers: number, program: string): string[] {
+function poolFlags(instance: string, poolSize: number, maxContainers: number, build: OurBuild, program: string): string[] {
   return [
     '--image', TINY_IMAGE,
     '--pool-size', String(poolSize),
     '--max-containers', String(maxContainers),
     '--instance', instance,
     '--cull-period', '600', '--cull-timeout', '0', '--cull-max', '0',
-    ...noFairShares(program),
+    ...noFairShares(build, program),
     '--log-level', 'warn',
   ];
 }
 
-async function startUp(instance: string, poolSize: number, maxContainers: number, extraArgs: string[]): Promise<Started> {
+async function startUp(instance: string, poolSize: number, maxContainers: number, extraArgs: string[], build: OurBuild): Promise<Started> {
   const [port, apiPort, orchPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const up = startProc('nbpool up', process.execPath, [
-    ...ourNodeArgs, nbpoolBin, 'up',
+    ...build.nodeArgs, build.bin, 'up',
     '--ip', '127.0.0.1', '--port', String(port),
     '--api-ip', '127.0.0.1', '--api-port', String(apiPort),
     '--orchestrator-port', String(orchPort),
     '--admin-ip', '127.0.0.1', '--admin-port', String(adminPort),
-    ...poolFlags(instance, poolSize, maxContainers, 'up'), ...extraArgs,
+    ...poolFlags(instance, poolSize, maxContainers, build, 'up'), ...extraArgs,
   ], { CONFIGPROXY_AUTH_TOKEN: proxyToken, ADMIN_AUTH_TOKEN: 'bench' });
   await waitListening(up, port, 30_000);
   await waitListening(up, orchPort, 30_000);
@@ -74,17 +74,17 @@ async function startUp(instance: string, poolSize: number, maxContainers: number
 
 type Started = Pick<Stack, 'kind' | 'procs' | 'url' | 'statsUrl' | 'stop'>;
 
-async function startSeparate(instance: string, poolSize: number, maxContainers: number, extraArgs: string[]): Promise<Started> {
+async function startSeparate(instance: string, poolSize: number, maxContainers: number, extraArgs: string[], build: OurBuild): Promise<Started> {
   const orchPort = await freePort();
   const adminPort = await freePort();
   const proxy = await startChpLike('ours', 'nbpool proxy', `http://127.0.0.1:${orchPort}`);
   const orchestrator = startProc('nbpool orchestrator', process.execPath, [
-    ...ourNodeArgs, nbpoolBin, 'orchestrator',
+    ...build.nodeArgs, build.bin, 'orchestrator',
     '--ip', '127.0.0.1', '--port', String(orchPort),
     '--admin-ip', '127.0.0.1', '--admin-port', String(adminPort),
     '--configproxy-endpoint', proxy.apiUrl,
     '--configproxy-auth-token', proxyToken,
-    ...poolFlags(instance, poolSize, maxContainers, 'orchestrator'), ...extraArgs,
+    ...poolFlags(instance, poolSize, maxContainers, build, 'orchestrator'), ...extraArgs,
   ], { ADMIN_AUTH_TOKEN: 'bench' });
   try {
     await waitListening(orchestrator, orchPort, 30_000);
@@ -104,12 +104,12 @@ async function startSeparate(instance: string, poolSize: number, maxContainers: 
   };
 }
 
-/** Starts our stack under a unique instance; its containers are removed when it stops. */
-export async function startStack(instance: string, poolSize: number, maxContainers: number, extraArgs: string[] = []): Promise<Stack> {
+/** Starts our stack (`build`: which checkout, which node flags) under a unique instance; its containers are removed when it stops. */
+export async function startStack(instance: string, poolSize: number, maxContainers: number, extraArgs: string[] = [], build: OurBuild = ourBuild): Promise<Stack> {
   const start = process.env.BENCH_STACK === 'separate' ? startSeparate : startUp;
   return startWatched(
     (name, labels) => labels['nbpool.instance'] === instance,
-    () => start(instance, poolSize, maxContainers, extraArgs),
+    () => start(instance, poolSize, maxContainers, extraArgs, build),
     () => removeLabelled(`nbpool.instance=${instance}`),
     { name: 'nbpool', poolSize, refills: true },
   );

@@ -126,11 +126,15 @@ stackTest('compose stack: a visitor follows the stable link and claims a contain
   }, { timeoutMs: 30_000, intervalMs: 200, what: 'the loading page through the proxy' });
   assert.match(loading, /spawn/, 'the loading page continues to /spawn');
 
-  // The pool fills behind the proxy; /spawn answers 302 into the visitor's own container.
-  const location = await waitFor(async () => {
-    const res = await fetch(`${base}/spawn/`, { redirect: 'manual' });
-    return res.status === 302 ? res.headers.get('location') : undefined;
-  }, { timeoutMs: 45_000, intervalMs: 250, what: 'a claim (302 from /spawn)' });
+  // The pool fills behind the proxy; then /spawn answers 302 into the visitor's own container. (Asking
+  // /spawn before that would put a visitor in line each time, and each would take the next container.)
+  await waitFor(async () => {
+    const res = await fetch(`${base}/api/stats`);
+    return (res.ok && ((await res.json()) as { available: number }).available >= 1) || undefined;
+  }, { timeoutMs: 45_000, intervalMs: 250, what: 'a warm container' });
+  const res = await fetch(`${base}/spawn/`, { redirect: 'manual' });
+  assert.equal(res.status, 302, 'a claim from the warm pool');
+  const location = res.headers.get('location');
   assert.ok(location, 'redirect location');
   const target = new URL(location, base);
   assert.match(target.pathname, /^\/user\/[A-Za-z0-9_-]{21,}\/lab$/, 'the redirect URI from the config file');

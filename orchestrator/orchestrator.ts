@@ -164,7 +164,7 @@ export class Orchestrator {
       retryDelayMs: 2_000,
       maxAttempts: 3,
       // The engine going away was said once (onEngineLost); its retries need not say it again.
-      alreadyTold: (err) => this.engineCallFailed(err) || !this.engineTrusted,
+      alreadyTold: (err) => this.engineAwayExplains(err),
     });
     this.metrics = createOrchestratorMetrics(deps.registry, this.core);
   }
@@ -255,8 +255,8 @@ export class Orchestrator {
       if (isClaimed) {
         claimed++;
         if (!c.claimed) this.markClaimed(id);
-        if (!route || route.target !== c.target) await this.deps.routes.addRoute(routePath(id), this.routeData(this.core.get(id)!));
-        this.info.get(id)!.routedAt = Date.now();
+        if (!route || route.target !== c.target) await this.writeRoute(this.core.get(id)!);
+        else this.info.get(id)!.routedAt = Date.now();
       } else {
         warm++;
         void this.track(this.admit(id, pool));
@@ -326,7 +326,7 @@ export class Orchestrator {
       this.remember(id, { token: token || undefined, ...started, startedAt: Date.now() });
     } catch (err) {
       this.creating.delete(id);
-      const level = this.engineCallFailed(err) || !this.engineTrusted ? 'debug' : 'warn';
+      const level = this.engineAwayExplains(err) ? 'debug' : 'warn';
       this.log[level]({ err: (err as Error).message, pool: poolName, backend: this.deps.backend.kind }, 'container failed to start');
       this.lastFailure.set(poolName, `container failed to start: ${(err as Error).message}`);
       this.fail(id);
@@ -436,6 +436,14 @@ export class Orchestrator {
     const pool = this.pools.get(name || this.config.pools[0]!.name);
     if (!pool) throw new NotFound(`no pool named ${JSON.stringify(name)}; pools: ${[...this.pools.keys()].join(', ')}`);
     return pool;
+  }
+
+  /** Adds the visitor's route to the proxy and notes when it was known there (reconcile.ts `routedAt`). */
+  private async writeRoute(c: PoolContainer): Promise<void> {
+    await this.deps.routes.addRoute(routePath(c.id), this.routeData(c));
+    // Retired and forgotten meanwhile: nothing left to note.
+    const info = this.info.get(c.id);
+    if (info) info.routedAt = Date.now();
   }
 
   private routeData(c: PoolContainer): RouteData {
@@ -594,8 +602,7 @@ export class Orchestrator {
     this.deps.journal.record(container.id);
     if (context.client !== undefined) this.shares.hold(context.client, container.id);
     try {
-      await this.deps.routes.addRoute(routePath(container.id), this.routeData(container));
-      info.routedAt = Date.now();
+      await this.writeRoute(container);
     } catch (err) {
       this.log.error({ err, id: container.id }, 'proxy refused the route; retiring the container');
       this.retire(container.id, 'route-failed');
@@ -718,9 +725,7 @@ export class Orchestrator {
           const c = this.core.get(action.id);
           if (c?.state !== 'claimed') break;
           this.log.warn({ id: c.id }, 'proxy lost or misdirected a visitor route; adding it back');
-          await this.deps.routes.addRoute(routePath(c.id), this.routeData(c));
-          const info = this.info.get(c.id);
-          if (info) info.routedAt = Date.now();
+          await this.writeRoute(c);
           break;
         }
       }
@@ -789,8 +794,8 @@ export class Orchestrator {
     if (!this.engineTrusted) {
       this.log.info({ containers: exits.length, exits }, 'containers stopped as the engine went away');
     } else if (exits.length === 1) {
-      const [{ state, ...exit }] = exits as [(typeof exits)[number]];
-      this.log.warn({ ...exit, state }, state === 'claimed' ? "a visitor's container stopped" : 'a warm container stopped; replacing it');
+      const exit = exits[0]!;
+      this.log.warn(exit, exit.state === 'claimed' ? "a visitor's container stopped" : 'a warm container stopped; replacing it');
     } else {
       this.log.warn({ containers: exits.length, exits: exits.slice(0, 20) }, `${exits.length} containers stopped at once; replacing the warm ones`);
     }
@@ -806,6 +811,11 @@ export class Orchestrator {
     this.engine.fail('calls', err as Error);
     void this.track(this.checkEngineCalls());
     return true;
+  }
+
+  /** Whether a failed engine call is explained by the engine being away, which was said once already. */
+  private engineAwayExplains(err: unknown): boolean {
+    return this.engineCallFailed(err) || !this.engineTrusted;
   }
 
   private async checkEngineCalls(): Promise<void> {

@@ -29,15 +29,27 @@ export function buildAt(root: string, nodeArgs: string[]): OurBuild {
 }
 export const chpBin = join(repoRoot, 'node_modules', 'configurable-http-proxy', 'bin', 'configurable-http-proxy');
 
+/** `nbpool <program> --help` of a build, asked once per build and program; undefined when it fails. */
+const helpTexts = new Map<string, string | undefined>();
+function helpOf(build: OurBuild, program: string): string | undefined {
+  const key = `${build.bin}\0${program}`;
+  if (!helpTexts.has(key)) {
+    let help: string | undefined;
+    try {
+      help = execFileSync(process.execPath, [build.bin, program, '--help'], { encoding: 'utf8', timeout: 20_000 });
+    } catch {
+      help = undefined;
+    }
+    helpTexts.set(key, help);
+  }
+  return helpTexts.get(key);
+}
+
 /** True when `nbpool <program>` is built and no longer the placeholder. */
 export function ourProgramExists(program: string): boolean {
   if (!existsSync(join(nbpoolRoot, 'dist', 'cli', 'nbpool.js'))) return false;
-  try {
-    const help = execFileSync(process.execPath, [nbpoolBin, program, '--help'], { encoding: 'utf8', timeout: 20_000 });
-    return !help.includes('not yet implemented');
-  } catch {
-    return false;
-  }
+  const help = helpOf(ourBuild, program);
+  return help !== undefined && !help.includes('not yet implemented');
 }
 
 /**
@@ -45,11 +57,7 @@ export function ourProgramExists(program: string): boolean {
  * a before/after comparison, may predate it).
  */
 export function ourProgramTakes(build: OurBuild, program: string, flag: string): boolean {
-  try {
-    return execFileSync(process.execPath, [build.bin, program, '--help'], { encoding: 'utf8', timeout: 20_000 }).includes(flag);
-  } catch {
-    return false;
-  }
+  return helpOf(build, program)?.includes(flag) ?? false;
 }
 
 export interface RunningProxy extends Proc {

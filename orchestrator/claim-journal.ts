@@ -4,7 +4,7 @@
  * each claim is first appended here synchronously. A killed process loses nothing it wrote (the
  * kernel holds the page); a restart reads the journal, then compacts it to the claims still alive.
  */
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface ClaimJournal {
@@ -17,12 +17,16 @@ export interface ClaimJournal {
 }
 
 export class FileClaimJournal implements ClaimJournal {
+  /** Kept open between claims: one write(2) a claim, not open, write and close. */
+  private fd: number | undefined;
+
   constructor(private readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
   }
 
   record(id: string): void {
-    appendFileSync(this.path, id + '\n');
+    this.fd ??= openSync(this.path, 'a');
+    writeSync(this.fd, id + '\n');
   }
 
   load(): Set<string> {
@@ -39,6 +43,9 @@ export class FileClaimJournal implements ClaimJournal {
     const tmp = `${this.path}.${process.pid}.tmp`;
     writeFileSync(tmp, [...ids].map((id) => id + '\n').join(''));
     renameSync(tmp, this.path);
+    // The open descriptor still points at the replaced file: the next claim opens the new one.
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 

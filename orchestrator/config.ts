@@ -121,10 +121,10 @@ export const orchestratorOptionSpecs = {
     type: 'number',
     default: 0.25,
     min: 0,
-    help: 'seconds after a claim during which refills start at most --refill-parallel at a time, so a burst of claims keeps the CPU (a pool running dry refills at once); 0 = never hold back',
+    help: 'seconds after a claim during which refills start at most --refill-parallel at a time and claim markers wait, so a burst of claims keeps the CPU (a pool running dry, someone waiting or a quarter of it or less warm, refills at once); 0 = never hold back',
     metavar: 'SECONDS',
   },
-  refillParallel: { type: 'int', default: 1, min: 0, help: 'container starts per pool in flight at once while refill yields to claims', metavar: 'N' },
+  refillParallel: { type: 'int', default: 0, min: 0, help: 'container starts per pool in flight at once while refill yields to claims (0: none until the claims pause)', metavar: 'N' },
   removeParallel: { type: 'int', default: 4, min: 1, help: 'container removals in flight at once on the engine', metavar: 'N' },
   maxPerClient: {
     type: 'int',

@@ -130,6 +130,8 @@ export class Orchestrator {
   /** Exits not told yet: folded into one line when several come together (see EXIT_FOLD_MS). */
   private exitsToTell: Array<{ id: string; pool: string; state: string; reason: string }> = [];
   private kickScheduled = false;
+  /** Engine ids of claimed containers whose engine marker waits for the claims to pause (markClaimed). */
+  private readonly markersDue = new Set<string>();
   private stopping = false;
   /** Chaos branch (issue 15): why each pool's last start failed, until one succeeds; shown in the stats. */
   private readonly lastFailure = new Map<string, string>();
@@ -211,7 +213,8 @@ export class Orchestrator {
         this.removeFromEngine(c.containerId);
       }
     }
-    // Claim markers still queued must land: the next start relies on them (the journal covers a crash).
+    // Claim markers still due must land: the next start relies on them (the journal covers a crash).
+    this.sendClaimMarkers();
     await Promise.race([this.engineWork.idle(), sleep(this.config.cleanupOnExit ? 120_000 : 5_000)]);
     this.engineWork.close();
   }
@@ -307,7 +310,9 @@ export class Orchestrator {
     this.serveWaiters();
     for (const id of this.core.trimPlan()) this.retire(id, 'trim');
     if (!this.engineTrusted) return;
-    for (const [pool, count] of this.core.startPlan(Date.now())) {
+    const now = Date.now();
+    if (this.markersDue.size > 0 && !this.core.claimsArriving(now)) this.sendClaimMarkers();
+    for (const [pool, count] of this.core.startPlan(now)) {
       for (let i = 0; i < count; i++) void this.track(this.startOne(pool));
     }
   }
@@ -412,6 +417,7 @@ export class Orchestrator {
   }
 
   private removeFromEngine(containerId: string): void {
+    this.markersDue.delete(containerId);
     this.engineWork.add(`remove:${containerId}`, {
       run: (signal) => this.deps.backend.remove(containerId, signal),
       done: () => {
@@ -641,11 +647,20 @@ export class Orchestrator {
     return entry && Date.now() - entry.at < STOPPED_KEEP_MS ? entry.reason : undefined;
   }
 
-  /** The engine's durable claim marker, off the claim path (the journal covers the gap). */
+  /**
+   * The engine's durable claim marker, off the claim path (the journal covers the gap). It waits
+   * while claims arrive, as refills do: two engine calls a claim would take the CPU a burst needs.
+   */
   private markClaimed(id: string): void {
     const containerId = this.info.get(id)?.containerId;
-    if (!containerId) return;
-    this.engineWork.add(`mark:${containerId}`, { urgent: true, run: () => this.deps.backend.markClaimed(containerId) });
+    if (containerId) this.markersDue.add(containerId);
+  }
+
+  private sendClaimMarkers(): void {
+    for (const containerId of this.markersDue) {
+      this.engineWork.add(`mark:${containerId}`, { urgent: true, run: () => this.deps.backend.markClaimed(containerId) });
+    }
+    this.markersDue.clear();
   }
 
   private async runHook(container: PoolContainer, pool: PoolConfig, info: ContainerInfo, context: ClaimContext): Promise<void> {

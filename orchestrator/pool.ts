@@ -40,8 +40,9 @@ export interface PoolLimits {
   backoffMaxMs: number;
   /**
    * Refill yields to claims: for this long after a pool's last claim, its replacements start at
-   * most `refillParallel` at a time (engine starts take the CPU a burst of claims needs), unless
-   * the pool is running dry. Then it catches up at full parallelism.
+   * most `refillParallel` at a time (a container start costs the engine about a CPU-second, the CPU
+   * a burst of claims needs), unless the pool is running dry. Then it catches up at full parallelism.
+   * The node's other engine work that claims cause (claim markers) waits for the same quiet.
    */
   refillDelayMs: number;
   refillParallel: number;
@@ -54,7 +55,7 @@ export const DEFAULT_LIMITS: PoolLimits = {
   backoffBaseMs: 500,
   backoffMaxMs: 30_000,
   refillDelayMs: 250,
-  refillParallel: 1,
+  refillParallel: 0,
 };
 
 interface PoolRecord {
@@ -369,12 +370,20 @@ export class PoolCore {
 
   /**
    * Claims are arriving (the last one within refillDelayMs) and the pool is not running dry (no
-   * one waiting, and more than half its size still warm): a steady stream of visitors drains a
-   * pool to half, and from there it refills at full speed while they keep coming.
+   * one waiting, and more than a quarter of its size still warm). A burst is over in well under a
+   * second, long before a replacement started now would be warm, so holding starts back costs it
+   * nothing; a steady stream of visitors drains the pool to a quarter, and from there it refills at
+   * full speed while they keep coming.
    */
   private refillPaused(pool: PoolRecord, warm: number, now: number): boolean {
     if (now - pool.lastClaimAt >= this.limits.refillDelayMs || pool.waiters.length > 0) return false;
-    return warm > Math.max(1, Math.floor(pool.size / 2));
+    return warm > Math.max(1, Math.ceil(pool.size / 4));
+  }
+
+  /** Whether any pool had a claim within refillDelayMs: engine work that can wait, waits. */
+  claimsArriving(now: number): boolean {
+    for (const pool of this.pools.values()) if (now - pool.lastClaimAt < this.limits.refillDelayMs) return true;
+    return false;
   }
 
   /**

@@ -1,7 +1,7 @@
 /** Pure unit tests of the pool state machine: no I/O, time passed in. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PoolCore, PoolError, type PoolLimits } from '../../orchestrator/pool.js';
+import { DEFAULT_LIMITS, PoolCore, PoolError, type PoolLimits } from '../../orchestrator/pool.js';
 
 const limits = (over: Partial<PoolLimits> = {}): PoolLimits => ({
   maxContainers: 10,
@@ -189,8 +189,26 @@ test('refill yields to claims: one start at a time while claims arrive, full spe
   assert.deepEqual(core.startPlan(1030), new Map(), 'the one slot is taken');
   assert.deepEqual(core.startPlan(1010 + 250), new Map([['a', 1]]), 'burst over: the rest at once (1 of 2 left to start)');
   assert.equal(core.figures('a', 1300).refillPaused, false);
-  // Running dry: half the size or less warm -> no pacing.
-  for (let t = 0; t < 5; t++) core.claim('a', 2000 + t);
-  assert.equal(core.figures('a', 2010).warm, 1);
-  assert.equal(core.startPlan(2010).get('a'), 6, 'dry: refill at full parallelism (7 missing, 1 starting)');
+  // Running dry: a quarter of the size or less warm -> no pacing.
+  for (let t = 0; t < 3; t++) core.claim('a', 2000 + t);
+  assert.equal(core.figures('a', 2010).warm, 3);
+  assert.deepEqual(core.startPlan(2010), new Map(), 'three of eight warm: still paced, and the one slot is taken');
+  core.claim('a', 2011);
+  assert.equal(core.figures('a', 2012).refillPaused, false);
+  assert.equal(core.startPlan(2012).get('a'), 5, 'two of eight warm (a quarter): refill at full parallelism (6 missing, 1 starting)');
+});
+
+test('by default nothing starts while claims arrive; claimsArriving says when the node is quiet again', () => {
+  const core = new PoolCore([{ name: 'a', size: 8 }, { name: 'b', size: 4 }], limits({ maxContainers: 50, maxParallelStarts: 8, refillDelayMs: 250, refillParallel: DEFAULT_LIMITS.refillParallel }));
+  for (const id of fill(core, 'a', 8)) core.admitted(id);
+  for (const id of fill(core, 'b', 4)) core.admitted(id);
+  assert.equal(core.claimsArriving(1000), false, 'no claim yet');
+  core.claim('a', 1000);
+  assert.deepEqual(core.startPlan(1100), new Map(), 'held back');
+  assert.equal(core.claimsArriving(1100), true);
+  core.claim('b', 1200);
+  assert.deepEqual(core.startPlan(1300), new Map([['a', 1]]), "a's claims paused for 250 ms: a refills; b's last claim is 100 ms old: b waits");
+  assert.equal(core.claimsArriving(1300), true, "b's claim is recent");
+  assert.equal(core.claimsArriving(1450), false, 'quiet for 250 ms everywhere');
+  assert.deepEqual(core.startPlan(1450), new Map([['a', 1], ['b', 1]]));
 });

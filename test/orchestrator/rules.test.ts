@@ -27,6 +27,23 @@ test('fills to the pool size, a claim adds the route and is replaced at once', a
   await until(() => node.engine.byVisitor(claim.id)!.claimed, 'the engine marker to land');
 });
 
+test('while claims arrive, no container starts and no claim marker is sent; both follow once they pause', async () => {
+  await using node = await started(['--pool-size', '8', '--refill-delay', '0.4']);
+  await until(() => warm(node) === 8, 'pool to fill');
+  const starts = node.engine.starts;
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    ids.push((await node.orch.claimNow(undefined, { path: '', query: '' }))!.id);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(node.engine.starts, starts, `no start while claims arrive (after claim ${i + 1})`);
+    assert.ok(ids.every((id) => !node.engine.byVisitor(id)!.claimed), 'no claim marker while claims arrive');
+    assert.equal(node.orch.stats().pools.default!.refill_paused, true);
+  }
+  await until(() => ids.every((id) => node.engine.byVisitor(id)!.claimed), 'the claim markers once the claims paused');
+  await until(() => warm(node) === 8, 'the refill once the claims paused');
+  assert.equal(node.engine.starts - starts, 5);
+});
+
 test('waiting line: served in arrival order as containers free up, 429 past the wait', async () => {
   await using node = await started(['--pool-size', '1', '--max-containers', '1']);
   await until(() => warm(node) === 1, 'one warm');

@@ -120,6 +120,8 @@ export class Orchestrator {
   private stopWatching: (() => void) | undefined;
   private reconcileRunning: Promise<void> | undefined;
   private lastCull = Date.now();
+  /** When the last reconcile pass began (periodicPass). */
+  private lastPassAt = 0;
   /**
    * False from the moment the engine connection is lost until a reconcile after it came back:
    * meanwhile no warm container is handed out (it may be dead) and nothing is started.
@@ -182,7 +184,7 @@ export class Orchestrator {
       restored: () => this.engine.recover('events'),
     });
     this.timers.push(setInterval(() => this.tick(), TICK_MS));
-    this.timers.push(setInterval(() => void this.reconcilePass(), Math.min(this.config.reconcilePeriod, this.config.cullPeriod) * 1000));
+    this.timers.push(setInterval(() => this.periodicPass(), this.passPeriodMs()));
     this.timers.push(setInterval(() => this.sampleHistory(), this.history.intervalMs));
     for (const t of this.timers) t.unref();
     this.kick();
@@ -688,6 +690,20 @@ export class Orchestrator {
 
   // ---- reconcile, culling and the engine's events ------------------------------------------------
 
+  private passPeriodMs(): number {
+    return Math.min(this.config.reconcilePeriod, this.config.cullPeriod) * 1000;
+  }
+
+  /**
+   * The periodic pass skips a turn while claims arrive: its engine listing (hundreds of KB of JSON)
+   * holds the event loop for milliseconds. Never two turns in a row, so a steady stream of
+   * visitors delays repairs by one period at most.
+   */
+  private periodicPass(): void {
+    if (this.core.claimsArriving(Date.now()) && Date.now() - this.lastPassAt < 1.5 * this.passPeriodMs()) return;
+    void this.reconcilePass();
+  }
+
   /** One reconcile pass (and a cull when one is due); passes never overlap and no error escapes. */
   reconcilePass(): Promise<void> {
     if (this.reconcileRunning || this.stopping) return this.reconcileRunning ?? Promise.resolve();
@@ -710,6 +726,7 @@ export class Orchestrator {
 
   private async runReconcilePass(): Promise<void> {
     const listedAt = Date.now();
+    this.lastPassAt = listedAt;
     const [routes, engine] = await Promise.all([this.deps.routes.getRoutes(), this.deps.backend.list(LABELS.instance, this.config.instance)]);
     const { actions, lastActivity } = reconcile({ instance: this.config.instance, known: this.known(), engine, listedAt, routes });
     for (const action of actions) {

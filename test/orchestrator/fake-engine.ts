@@ -33,6 +33,8 @@ export class FakeEngine implements ContainerBackend {
   startDelayMs = 0;
   starts = 0;
   removes = 0;
+  /** Listings asked for (reconcile passes). */
+  lists = 0;
   private nextPort = 40000;
   private watchers: EngineWatcher[] = [];
 
@@ -53,6 +55,7 @@ export class FakeEngine implements ContainerBackend {
 
   async list(label: string, value: string): Promise<FoundContainer[]> {
     this.check();
+    this.lists++;
     return [...this.containers.values()]
       .filter((c) => c.spec.labels[label] === value)
       .map((c) => ({

@@ -44,6 +44,25 @@ test('while claims arrive, no container starts and no claim marker is sent; both
   assert.equal(node.engine.starts - starts, 5);
 });
 
+test('the periodic reconcile pass skips a turn while claims arrive, never two', async () => {
+  await using node = await started(['--pool-size', '12', '--max-containers', '40', '--reconcile-period', '0.4', '--refill-delay', '0.3']);
+  await until(() => warm(node) === 12, 'pool to fill');
+  await until(() => node.engine.lists >= 2, 'periodic passes');
+  const claimFor = async (ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      await node.orch.claimNow(undefined, { path: '', query: '' });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await node.orch.claimNow(undefined, { path: '', query: '' });
+  const lists = node.engine.lists;
+  await claimFor(350);
+  assert.equal(node.engine.lists, lists, 'no engine listing while claims arrive');
+  await claimFor(600);
+  assert.ok(node.engine.lists > lists, 'the next turn runs anyway');
+});
+
 test('waiting line: served in arrival order as containers free up, 429 past the wait', async () => {
   await using node = await started(['--pool-size', '1', '--max-containers', '1']);
   await until(() => warm(node) === 1, 'one warm');

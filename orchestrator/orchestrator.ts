@@ -360,6 +360,9 @@ export class Orchestrator {
     const deadline = Date.now() + this.config.probeTimeout * 1000;
     let lastError = '';
     let nextLivenessCheck = Date.now() + 500;
+    // 20 ms doubling to 200 ms: a fast start is admitted within a few tens of ms, while a slow one
+    // (seconds, with several starting) is not asked dozens of times through the engine's port proxy.
+    let pauseMs = 20;
     while (Date.now() < deadline && this.core.get(id)?.state === 'starting' && !this.stopping) {
       try {
         await this.deps.probe.check(url, Math.min(2000, Math.max(50, deadline - Date.now())));
@@ -382,7 +385,8 @@ export class Orchestrator {
           break;
         }
       }
-      await sleep(50);
+      await sleep(pauseMs);
+      pauseMs = Math.min(200, pauseMs * 2);
     }
     if (this.stopping || this.core.get(id)?.state !== 'starting') return;
     this.log[this.engineTrusted ? 'warn' : 'debug']({ id, pool: poolName, lastError, probe: url }, 'container never answered its probe; removing it');

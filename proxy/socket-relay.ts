@@ -5,10 +5,10 @@
  * `onread` mode), and the read callback writes straight to the other socket: no Readable stream,
  * no 'data' event, no allocation per read. That takes a fifth to a third off the proxy's
  * user-space instructions per echoed message (bench/README.md, "The proxy's CPU per WebSocket
- * message"). node:net offers `onread`
- * only to sockets it creates, and these come from node:http, so it is switched on through net's
- * own fields, found by name and checked first; where they are missing (another Node version) or
- * the socket is not plain TCP (TLS), the relay falls back to a 'data' listener, same semantics.
+ * message"). node:net offers `onread` only to sockets it creates, and these come from node:http,
+ * so it is switched on through net's own fields, found by name and checked first; where they are
+ * missing (another Node version) or the socket is not plain TCP (TLS), the relay falls back to a
+ * 'data' listener, same semantics.
  */
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';

@@ -25,7 +25,11 @@ apt_install() {
 }
 
 ensure_deps() {
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  # A linked node_modules belongs to another checkout (a worktree for a before/after bench): npm ci
+  # here would empty that one, so it is left as it is.
+  if [ -L node_modules ]; then
+    say "node_modules is a link to another checkout's; not reinstalling"
+  elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     say "installing npm dependencies (npm ci) ..."
     npm ci --no-audit --no-fund --loglevel=error >&2
   fi

@@ -110,7 +110,8 @@ export async function startStack(instance: string, poolSize: number, maxContaine
   return startWatched(
     (name, labels) => labels['nbpool.instance'] === instance,
     () => start(instance, poolSize, maxContainers, extraArgs, build),
-    () => removeLabelled(`nbpool.instance=${instance}`),
+    // the owner marker too, left behind when the node was stopped before it let go of its instance
+    async () => (await removeLabelled(`nbpool.instance=${instance}`)) + (await removeLabelled(`nbpool.owner-of=${instance}`)),
     { name: 'nbpool', poolSize, refills: true },
   );
 }

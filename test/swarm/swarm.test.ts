@@ -232,6 +232,8 @@ test('deploy/stack.yml: docker stack deploy runs proxy, orchestrator and Redis; 
     // The stack's orchestrator keeps visitors' services on SIGTERM (as on plain Docker): remove them, then their network.
     await waitFor(async () => (await swarm.docker.listServices({ filters: { label: [`com.docker.stack.namespace=${name}`] } })).length === 0 || undefined, { timeoutMs: 60_000, what: 'stack services removed' });
     for (const service of await swarm.docker.listServices({ filters: { label: [`${LABELS.instance}=${name}`] } })) await swarm.docker.getService(service.ID).remove().catch(() => undefined);
+    // and the owner marker its orchestrator, stopped with the stack, may not have let go of
+    for (const marker of await swarm.docker.listContainers({ all: true, filters: { label: [`nbpool.owner-of=${name}`] } })) await swarm.docker.getContainer(marker.Id).remove({ force: true }).catch(() => undefined);
     await waitFor(async () => {
       const left = await swarm.docker.listNetworks({ filters: { name: [name] } });
       for (const n of left) await swarm.docker.getNetwork(n.Id).remove().catch(() => undefined);

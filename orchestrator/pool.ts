@@ -376,13 +376,17 @@ export class PoolCore {
    * full speed while they keep coming.
    */
   private refillPaused(pool: PoolRecord, warm: number, now: number): boolean {
-    if (now - pool.lastClaimAt >= this.limits.refillDelayMs || pool.waiters.length > 0) return false;
+    if (!this.claimedWithinDelay(pool, now) || pool.waiters.length > 0) return false;
     return warm > Math.max(1, Math.ceil(pool.size / 4));
+  }
+
+  private claimedWithinDelay(pool: PoolRecord, now: number): boolean {
+    return now - pool.lastClaimAt < this.limits.refillDelayMs;
   }
 
   /** Whether any pool had a claim within refillDelayMs: engine work that can wait, waits. */
   claimsArriving(now: number): boolean {
-    for (const pool of this.pools.values()) if (now - pool.lastClaimAt < this.limits.refillDelayMs) return true;
+    for (const pool of this.pools.values()) if (this.claimedWithinDelay(pool, now)) return true;
     return false;
   }
 

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { removeLabelled, requireImage, TINY_IMAGE } from './helpers/docker.js';
+import { removeInstance, requireImage, TINY_IMAGE } from './helpers/docker.js';
 import { waitFor } from './helpers/net.js';
 
 const instance = `uptest-${randomUUID().slice(0, 8)}`;
@@ -38,7 +38,7 @@ async function stop(running: Up): Promise<number | null> {
 }
 
 before(() => requireImage(TINY_IMAGE));
-after(() => removeLabelled('nbpool.instance', instance));
+after(() => removeInstance(instance));
 
 test('nbpool up: a visitor claims a warm container through the proxy; a restart adopts it', async () => {
   // A proxy flag (--pid-file) reaches the proxy part of up.

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { docker, removeLabelled, requireImage, TINY_IMAGE } from './helpers/docker.js';
+import { docker, removeInstance, requireImage, TINY_IMAGE } from './helpers/docker.js';
 import { freePort, waitFor } from './helpers/net.js';
 import { spawnUp, startUp, type UpProcess } from './helpers/up.js';
 
@@ -28,8 +28,7 @@ before(() => requireImage(TINY_IMAGE));
 after(async () => {
   for (const node of running) if (node.child.exitCode === null && node.child.signalCode === null) await node.stop();
   for (const instance of instances) {
-    await removeLabelled('nbpool.instance', instance);
-    await removeLabelled('nbpool.owner-of', instance);
+    await removeInstance(instance);
   }
 });
 

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { docker, removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
+import { docker, removeInstance, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { waitFor } from '../helpers/net.js';
 import { http, startNode, stats, ADMIN_TOKEN } from '../orchestrator/harness.js';
 import { recordFigures, secondsSince } from './figures.js';
@@ -48,7 +48,7 @@ test('image missing: failures back off, the API and status page say why, the poo
     assert.equal(leak, 0);
   } finally {
     await node.stop();
-    await removeLabelled('nbpool.instance', node.instance);
+    await removeInstance(node.instance);
     await docker().getImage(`${repo}:latest`).remove({ noprune: true }).catch(() => undefined);
   }
 });

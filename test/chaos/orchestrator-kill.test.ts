@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { NodeStats } from '../../shared/types.js';
-import { removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
+import { removeInstance, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startUp, type UpProcess } from '../helpers/up.js';
@@ -28,8 +28,7 @@ before(async () => {
 });
 after(async () => {
   for (const node of nodes) await node.kill();
-  await removeLabelled('nbpool.instance', instance);
-  await removeLabelled('nbpool.owner-of', instance);
+  await removeInstance(instance);
   await redis?.stop();
 });
 

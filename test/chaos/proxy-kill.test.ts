@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createLogger, silentLogger } from '../../shared/log.js';
 import { startOrchestrator, type RunningOrchestrator } from '../../orchestrator/server.js';
-import { removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
+import { removeInstance, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { testConfig, uniqueInstance } from '../orchestrator/harness.js';
@@ -32,7 +32,7 @@ async function node(store: string, cullPeriod: number): Promise<{ proxy: ProxyPr
   const orchPort = await freePort();
   const proxy = await proxyProcess(`http://127.0.0.1:${orchPort}`, store);
   await proxy.start();
-  cleanups.push(() => proxy.stop(), () => removeLabelled('nbpool.instance', instance));
+  cleanups.push(() => proxy.stop(), () => removeInstance(instance));
   const orch = await startOrchestrator(testConfig(instance, ['--port', String(orchPort), '--pool-size', '3', '--cull-period', String(cullPeriod)]), { routes: proxy.routes, log: process.env.NBPOOL_TEST_LOG ? createLogger(instance, process.env.NBPOOL_TEST_LOG) : silentLogger() });
   cleanups.push(() => orch.close());
   await waitFor(() => orch.orchestrator.stats().available === 3 || undefined, { timeoutMs: 90_000, what: 'warm pool' });

@@ -13,7 +13,7 @@ import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Frame, type Page } from 'playwright-core';
-import { JUPYTER_IMAGE, removeLabelled, requireImage } from '../helpers/docker.js';
+import { JUPYTER_IMAGE, removeInstance, requireImage } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { selfSignedCert } from '../proxy/helpers.js';
 import { startProgram, type Program } from './program.js';
@@ -131,7 +131,7 @@ after(async () => {
     for (const p of programs) process.stderr.write(p.output().slice(-8000) + '\n');
     process.stderr.write(`browser:\n${browserLog.slice(-60).join('\n')}\n`);
   }
-  await removeLabelled('nbpool.instance', instance);
+  await removeInstance(instance);
 }, { timeout: 60_000 });
 
 /**

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
+import { removeInstance, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 
 const run = promisify(execFile);
@@ -98,7 +98,7 @@ after(async () => {
     if (failed || process.env.NBPOOL_TEST_LOGS) process.stderr.write(stdout);
   } finally {
     await compose(['down', '--volumes', '--timeout', '10'], 60_000).catch((err: Error) => process.stderr.write(`compose down: ${err.message}\n`));
-    await removeLabelled('nbpool.instance', instance);
+    await removeInstance(instance);
   }
 }, { timeout: 120_000 });
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
-import { JUPYTER_IMAGE, removeLabelled, requireImage } from '../helpers/docker.js';
+import { JUPYTER_IMAGE, removeInstance, requireImage } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { startProgram, type Program } from './program.js';
 
@@ -67,7 +67,7 @@ after(async () => {
   publisher?.close();
   await program?.stop();
   if (program && (failed || process.env.NBPOOL_TEST_LOGS)) process.stderr.write(program.output().slice(-8000) + '\n');
-  if (proxyStripsPrefix) await removeLabelled('nbpool.instance', instance);
+  if (proxyStripsPrefix) await removeInstance(instance);
 }, { timeout: 60_000 });
 
 /** A browser-side check (run in the page) that the element's text is `text`. */

@@ -27,10 +27,16 @@ export async function requireImage(image: string): Promise<void> {
 export async function removeLabelled(key: string, value: string): Promise<void> {
   const engine = docker();
   const containers = await engine.listContainers({ all: true, filters: { label: [`${key}=${value}`] } });
-  // An instance also holds its owner marker (labelled apart), left behind when its orchestrator
-  // was killed or stopped before it let go.
-  if (key === 'nbpool.instance') containers.push(...(await engine.listContainers({ all: true, filters: { label: [`nbpool.owner-of=${value}`] } })));
   for (let i = 0; i < containers.length; i += 8) {
     await Promise.allSettled(containers.slice(i, i + 8).map((c) => engine.getContainer(c.Id).remove({ force: true })));
   }
+}
+
+/**
+ * Removes an instance's containers and its owner marker (labelled apart), which is left behind
+ * when its orchestrator was killed or stopped before it let go.
+ */
+export async function removeInstance(instance: string): Promise<void> {
+  await removeLabelled('nbpool.instance', instance);
+  await removeLabelled('nbpool.owner-of', instance);
 }

@@ -13,8 +13,8 @@ import { HttpRouteTableClient } from '../../shared/route-client.js';
 import { parseConfig } from '../../shared/config.js';
 import { buildOrchestratorConfig, orchestratorOptionSpecs, type OrchestratorConfig } from '../../orchestrator/config.js';
 import { startOrchestrator, type RunningOrchestrator } from '../../orchestrator/server.js';
-import { LABELS, type ContainerBackend } from '../../orchestrator/backend.js';
-import { removeLabelled } from '../helpers/docker.js';
+import type { ContainerBackend } from '../../orchestrator/backend.js';
+import { removeInstance } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 
 /** The admin token every test node takes (a test may give its own with --admin-auth-token). */
@@ -132,7 +132,7 @@ export async function startNode(what: string, argv: string[] = [], file: Record<
     async stop() {
       await node.orch.close();
       await proxy.stop();
-      await removeLabelled(LABELS.instance, instance);
+      await removeInstance(instance);
     },
   };
   return node;

@@ -7,7 +7,7 @@ import { waitFor } from '../helpers/net.js';
 import { DockerBackend } from '../../orchestrator/docker-backend.js';
 import { startOrchestrator } from '../../orchestrator/server.js';
 import { silentLogger } from '../../shared/log.js';
-import { removeLabelled } from '../helpers/docker.js';
+import { removeInstance } from '../helpers/docker.js';
 import { http, startNode, startProxy, stats, testConfig, uniqueInstance, waitForWarm, type Node } from './harness.js';
 
 before(() => requireImage(TINY_IMAGE));
@@ -144,6 +144,6 @@ test('engine errors during cull passes and refills never stop the orchestrator; 
   } finally {
     await orch.close();
     await proxy.stop();
-    await removeLabelled(LABELS.instance, instance);
+    await removeInstance(instance);
   }
 });

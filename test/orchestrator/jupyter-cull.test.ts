@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { DEFAULT_COMMAND } from '../../orchestrator/presets.js';
-import { JUPYTER_IMAGE, removeLabelled, requireImage } from '../helpers/docker.js';
+import { JUPYTER_IMAGE, removeInstance, requireImage } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { startUp, type UpProcess } from '../helpers/up.js';
 
@@ -75,7 +75,7 @@ after(async () => {
   // For a failure: what the node logged.
   mkdirSync(artifacts, { recursive: true });
   writeFileSync(`${artifacts}jupyter-cull.log`, up?.stdout() ?? '');
-  await removeLabelled('nbpool.instance', instance);
+  await removeInstance(instance);
 }, { timeout: 60_000 });
 
 /** In the page, before the app's scripts: its timers of 10 s and more run 20 times as often. */

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { LABELS } from '../../orchestrator/backend.js';
-import { docker, removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
+import { docker, removeInstance, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { http, startProxy, TINY_COMMAND, uniqueInstance } from './harness.js';
 
@@ -68,7 +68,7 @@ test('runs against the proxy REST API (CONFIGPROXY_*), and SIGTERM leaves contai
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     await proxy.stop();
-    await removeLabelled(LABELS.instance, instance);
+    await removeInstance(instance);
   }
 });
 

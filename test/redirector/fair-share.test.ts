@@ -12,7 +12,7 @@ import { parseRedirectorConfig } from '../../redirector/config.js';
 import { startRedirector, type RunningRedirector } from '../../redirector/server.js';
 import { silentLogger } from '../../shared/log.js';
 import type { NodeStats } from '../../shared/types.js';
-import { removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
+import { removeInstance, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { startUp, type UpProcess } from '../helpers/up.js';
 import { TINY_COMMAND } from '../orchestrator/harness.js';
@@ -39,7 +39,7 @@ before(async () => {
 after(async () => {
   for (const r of redirectors) await r.close();
   await node?.stop();
-  await removeLabelled('nbpool.instance', instance);
+  await removeInstance(instance);
 }, { timeout: 60_000 });
 
 /** A redirector in front of the node; a long poll period, so what it counts between polls shows. */

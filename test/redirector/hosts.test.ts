@@ -16,7 +16,7 @@ import { parseRedirectorConfig } from '../../redirector/config.js';
 import type { NodeView } from '../../redirector/nodes.js';
 import { startRedirector, type RunningRedirector } from '../../redirector/server.js';
 import { silentLogger } from '../../shared/log.js';
-import { removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
+import { removeInstance, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { startDockerHosts, type DockerHost } from '../helpers/hosts.js';
 import { waitFor } from '../helpers/net.js';
 
@@ -172,7 +172,7 @@ after(async () => {
     }),
   );
   await Promise.all(hosts.map((h) => h.stop()));
-  await removeLabelled('nbpool.instance', instance);
+  await removeInstance(instance);
   rmSync(stateDir, { recursive: true, force: true });
 }, { timeout: 180_000 });
 

@@ -1,15 +1,17 @@
 /**
- * The forwarding engine: plain node:http with keep-alive agents for HTTP, and a raw socket relay
- * for WebSocket upgrades once the target's 101 is through. Every error path ends in an answer or a
- * closed connection, and a client that goes away aborts its upstream request so no socket is left
- * behind. Weighed against http-proxy-3 behind this same interface and kept (bench/README.md,
- * "Forwarding engine"): the library drops some upgrade requests unanswered and needed four
- * workarounds to behave, with no measurable speed advantage.
+ * The forwarding engine: node:http's server for visitors, undici's client (one kept-alive
+ * connection a request in flight, as node:http's keep-alive agent) for HTTP to targets, and a raw
+ * socket relay for WebSocket upgrades once the target's 101 is through (handshake by node:http).
+ * Every error path ends in an answer or a closed connection, and a client that goes away aborts
+ * its upstream request so no socket is left behind. Weighed against http-proxy-3 and node:http's
+ * own client behind this same interface (bench/README.md, "Forwarding engine"): the library drops
+ * some upgrade requests unanswered; node:http's client costs about a third more CPU a request.
  */
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { isIPv4, type BlockList, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Client, errors as undiciErrors, type Dispatcher } from 'undici';
 import { BadRequest, HttpError } from '../shared/errors.js';
 import { rewriteResponseHeaders, type ResponseRewrite } from './response-rewrite.js';
 import type { Target } from './route-service.js';
@@ -224,21 +226,90 @@ export interface Forwarder {
   close(): void;
 }
 
+/** Request headers undici sets itself from the body it is given (and refuses to be handed). */
+const SET_BY_CLIENT = ['transfer-encoding', 'expect'];
+
+/** A request for which undici refuses to build the upstream request: the client's request is at fault. */
+function refusedRequest(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED';
+}
+
+/** The socket failed under a request before any answer: on a kept-alive connection the target had just closed. */
+function socketFailed(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+/** undici's response parser refused what the target sent. */
+function unparsable(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+}
+
+/**
+ * Kept-alive upstream connections: one undici Client (one connection, no pipelining) a request in
+ * flight, idle ones kept per target origin and reused last-in first-out, as node:http's keep-alive
+ * agent does. (undici's own Pool opens connections ahead of need and leaves them idle.)
+ */
+class UpstreamConnections {
+  private readonly idle = new Map<string, Client[]>();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  take(target: Target): { origin: string; client: Client } {
+    const origin = `${target.https ? 'https' : 'http'}://${target.host}`;
+    const client = this.idle.get(origin)?.pop();
+    if (client !== undefined) return { origin, client };
+    const fresh = new Client(origin, { pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    // The target closed the connection (its idle timeout, the container gone): nothing left to reuse.
+    fresh.on('disconnect', () => this.forget(origin, fresh));
+    return { origin, client: fresh };
+  }
+
+  /** A request ended cleanly: its connection waits for the next request to this target. */
+  giveBack(origin: string, client: Client): void {
+    if (client.closed || client.destroyed) return;
+    let idle = this.idle.get(origin);
+    if (idle === undefined) this.idle.set(origin, (idle = []));
+    idle.push(client);
+  }
+
+  /** Closes a connection whose exchange failed or was cut. */
+  discard(client: Client): void {
+    void client.destroy();
+  }
+
+  /** An idle connection the target closed leaves the list; one in use is dealt with by its exchange. */
+  private forget(origin: string, client: Client): void {
+    const idle = this.idle.get(origin);
+    const at = idle?.indexOf(client) ?? -1;
+    if (at === -1) return;
+    idle!.splice(at, 1);
+    if (idle!.length === 0) this.idle.delete(origin);
+    void client.destroy();
+  }
+
+  close(): void {
+    for (const idle of this.idle.values()) for (const client of idle) void client.destroy();
+    this.idle.clear();
+  }
+}
+
+/**
+ * HTTP through undici's client (its dispatch API), WebSocket handshakes through node:http then a
+ * raw relay. undici's client costs far less than node:http's per request (bench/README.md,
+ * "Forwarding engine"); node:http's server side is kept for the visitors.
+ */
 export class NodeForwarder implements Forwarder {
-  private readonly httpAgent = new HttpAgent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
-  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 256 });
+  private readonly connections: UpstreamConnections;
 
-  constructor(private readonly options: ForwardOptions) {}
+  constructor(private readonly options: ForwardOptions) {
+    this.connections = new UpstreamConnections(options.proxyTimeoutMs ?? 0);
+  }
 
-  private send(target: Target, method: string, path: string, headers: OutgoingHttpHeaders, agent: boolean): ClientRequest {
-    const options = {
-      hostname: target.hostname,
-      port: target.port,
-      method,
-      path,
-      headers,
-      agent: agent ? (target.https ? this.httpsAgent : this.httpAgent) : false,
-    };
+  private send(target: Target, method: string, path: string, headers: OutgoingHttpHeaders): ClientRequest {
+    const options = { hostname: target.hostname, port: target.port, method, path, headers, agent: false as const };
     const upstream = target.https ? httpsRequest(options) : httpRequest(options);
     const ms = this.options.proxyTimeoutMs;
     if (ms !== undefined) upstream.setTimeout(ms, () => upstream.destroy(new ProxyTimeoutError(ms)));
@@ -246,72 +317,95 @@ export class NodeForwarder implements Forwarder {
   }
 
   web(req: IncomingMessage, res: ServerResponse, route: ForwardRoute, hooks: ForwardHooks): void {
-    const target = route.target;
     const method = req.method ?? 'GET';
     const path = upstreamPath(req.url ?? '/', route, this.options);
     const headers = forwardedRequestHeaders(req, false, this.options);
+    for (const name of SET_BY_CLIENT) delete headers[name];
     const bodyless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
-    let upstream: ClientRequest;
+    const options = this.options;
+    const connections = this.connections;
+    let abort: ((err?: Error) => void) | undefined;
+    /** Why the exchange must end (client gone, client idle): applied as soon as undici hands over its abort. */
+    let cancelled: Error | undefined;
     let answered = false;
 
     const attempt = (retry: boolean) => {
-      try {
-        upstream = this.send(target, method, path, headers, true);
-      } catch (err) {
-        // node:http refuses what its own parser let in (e.g. some bytes in the path): the client's request is at fault.
-        hooks.failed(new BadRequest(`cannot forward this request: ${(err as Error).message}`));
-        return false;
-      }
-      upstream.on('response', (upstreamRes) => {
-        answered = true;
-        if (res.destroyed || res.headersSent) {
-          upstreamRes.destroy();
-          return;
-        }
-        hooks.activity();
-        try {
-          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, relayedResponseHeaders(req, upstreamRes.rawHeaders, route, this.options));
-        } catch (err) {
-          // Node refuses to repeat some header the target sent (invalid characters): a bad gateway.
-          upstreamRes.destroy();
-          hooks.failed(new BadGateway(`the target's response cannot be relayed: ${(err as Error).message}`));
-          return;
-        }
-        upstreamRes.pipe(res);
-        upstreamRes.on('end', hooks.activity);
-        // The target died mid-response: close the client's connection now rather than leave it waiting.
-        upstreamRes.on('close', () => {
-          if (!upstreamRes.complete) res.destroy();
-        });
-        upstreamRes.on('error', () => res.destroy());
-      });
-      upstream.on('error', (err: NodeJS.ErrnoException) => {
-        if (answered || res.destroyed) {
-          res.destroy();
-          return;
-        }
-        // A kept-alive socket the target closed while idle: safe to retry a request without a body once.
-        if (retry && bodyless && upstream.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-          attempt(false);
-          return;
-        }
-        if (!bodyless) req.unpipe(upstream);
-        hooks.failed(err);
-      });
-      if (bodyless) upstream.end();
-      else req.pipe(upstream);
-      return true;
+      const handler: Dispatcher.DispatchHandlers = {
+        onConnect(abortRequest) {
+          abort = abortRequest;
+          if (cancelled !== undefined) abortRequest(cancelled);
+        },
+        onHeaders(statusCode, rawHeaders, resume, statusText) {
+          // 1xx informational answers (103 Early Hints, a stray 100) are not relayed: node:http's server would end the exchange on them.
+          if (statusCode < 200) return true;
+          answered = true;
+          if (res.destroyed || res.headersSent) {
+            abort?.();
+            return false;
+          }
+          hooks.activity();
+          const raw = new Array<string>(rawHeaders.length);
+          for (let i = 0; i < rawHeaders.length; i++) raw[i] = rawHeaders[i]!.toString('latin1');
+          try {
+            res.writeHead(statusCode, statusText || undefined, relayedResponseHeaders(req, raw, route, options));
+          } catch (err) {
+            // Node refuses to repeat some header the target sent (invalid characters): a bad gateway.
+            abort?.();
+            hooks.failed(new BadGateway(`the target's response cannot be relayed: ${(err as Error).message}`));
+            return false;
+          }
+          res.on('drain', resume);
+          return true;
+        },
+        onData(chunk) {
+          return res.write(chunk);
+        },
+        onComplete() {
+          connections.giveBack(origin, client);
+          res.end();
+          hooks.activity();
+        },
+        onError(err) {
+          connections.discard(client);
+          if (answered || res.destroyed) {
+            // The target died mid-response (or the client left): close the client's connection now rather than leave it waiting.
+            res.destroy();
+            return;
+          }
+          if (refusedRequest(err)) {
+            hooks.failed(new BadRequest(`cannot forward this request: ${err.message}`));
+            return;
+          }
+          // A kept-alive socket the target closed while idle: safe to retry a request without a body once.
+          if (retry && bodyless && cancelled === undefined && socketFailed(err)) {
+            attempt(false);
+            return;
+          }
+          if (!bodyless) req.unpipe();
+          if (cancelled !== undefined) hooks.failed(cancelled);
+          else if (unparsable(err)) hooks.failed(new BadGateway(`the target's response cannot be parsed: ${err.message}`));
+          else if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) hooks.failed(new ProxyTimeoutError(options.proxyTimeoutMs ?? 0));
+          else hooks.failed(err);
+        },
+      };
+      abort = undefined;
+      const { origin, client } = connections.take(route.target);
+      client.dispatch({ method: method as Dispatcher.HttpMethod, path, headers: headers as IncomingHttpHeaders, body: bodyless ? null : req }, handler);
     };
-    if (!attempt(true)) return;
+    attempt(true);
+    const cancel = (why: Error) => {
+      cancelled = why;
+      abort?.(why);
+    };
     // The client went away (or timed out) before the end: abort upstream so no socket leaks.
     res.on('close', () => {
-      if (!res.writableFinished) upstream.destroy();
+      if (!res.writableFinished) cancel(new Error('the client went away'));
     });
-    const idleMs = this.options.clientTimeoutMs;
+    const idleMs = options.clientTimeoutMs;
     if (idleMs !== undefined) {
       res.setTimeout(idleMs, () => {
         if (answered) res.destroy();
-        else upstream.destroy(new ProxyTimeoutError(idleMs));
+        else cancel(new ProxyTimeoutError(idleMs));
       });
     }
   }
@@ -322,7 +416,7 @@ export class NodeForwarder implements Forwarder {
     const path = upstreamPath(req.url ?? '/', route, this.options);
     let upstream: ClientRequest;
     try {
-      upstream = this.send(target, req.method ?? 'GET', path, forwardedRequestHeaders(req, true, this.options), false);
+      upstream = this.send(target, req.method ?? 'GET', path, forwardedRequestHeaders(req, true, this.options));
     } catch (err) {
       hooks.failed(new BadRequest(`cannot forward this request: ${(err as Error).message}`));
       return;
@@ -394,7 +488,6 @@ export class NodeForwarder implements Forwarder {
   }
 
   close(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.connections.close();
   }
 }

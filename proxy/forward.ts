@@ -11,7 +11,7 @@ import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders, t
 import { request as httpsRequest } from 'node:https';
 import { isIPv4, type BlockList, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Client, errors as undiciErrors, type Dispatcher } from 'undici';
+import { buildConnector, Client, errors as undiciErrors, type Dispatcher } from 'undici';
 import { BadRequest, HttpError } from '../shared/errors.js';
 import { rewriteResponseHeaders, type ResponseRewrite } from './response-rewrite.js';
 import type { Target } from './route-service.js';
@@ -254,6 +254,8 @@ function unparsable(err: Error): boolean {
  */
 class UpstreamConnections {
   private readonly idle = new Map<string, Client[]>();
+  /** One connector for every connection, so TLS sessions to a target are resumed across them. */
+  private readonly connect = buildConnector({});
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -261,7 +263,7 @@ class UpstreamConnections {
     const origin = `${target.https ? 'https' : 'http'}://${target.host}`;
     const client = this.idle.get(origin)?.pop();
     if (client !== undefined) return { origin, client };
-    const fresh = new Client(origin, { pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    const fresh = new Client(origin, { connect: this.connect, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
     // The target closed the connection (its idle timeout, the container gone): nothing left to reuse.
     fresh.on('disconnect', () => this.forget(origin, fresh));
     return { origin, client: fresh };

@@ -134,8 +134,9 @@ function plainAddress(address: string): { address: string; family: 'ipv4' | 'ipv
 /** The visitor reached us over HTTPS: TLS here, or a trusted front says so in X-Forwarded-Proto. */
 export function visitorOnHttps(req: IncomingMessage, options: ForwardOptions): boolean {
   if (options.publicTls) return true;
+  if (options.trustedProxies === undefined) return false;
   const proto = req.headers['x-forwarded-proto'];
-  if (options.trustedProxies === undefined || typeof proto !== 'string') return false;
+  if (typeof proto !== 'string') return false;
   // The nearest front appends last: its word is the last entry.
   const comma = proto.lastIndexOf(',');
   if ((comma === -1 ? proto : proto.slice(comma + 1)).trim().toLowerCase() !== 'https') return false;

@@ -94,6 +94,23 @@ describe('forwarding', () => {
       assert.equal(r.res.headers.get('x-frame-options'), 'DENY', 'framing headers untouched without --frame-ancestors');
     });
 
+    test('a client header named like a custom one (any case) is replaced, not doubled; hop-by-hop and Expect are not sent on', async () => {
+      const body = 'z'.repeat(1000);
+      const { response } = await rawExchange(
+        portOf(proxy.publicUrl),
+        `POST /user/ab/expect HTTP/1.1\r\nHost: x\r\nX-TWO: client\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nExpect: 100-continue\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      // The proxy's own 100 Continue comes first, then the target's answer.
+      assert.match(response, /^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 /);
+      const final = response.slice(response.indexOf('HTTP/1.1 200'));
+      const chunked = final.slice(final.indexOf('\r\n\r\n') + 4);
+      const echo = JSON.parse(chunked.slice(chunked.indexOf('\r\n') + 2, chunked.lastIndexOf('}') + 1)) as Echo;
+      assert.equal(echo.body, body);
+      assert.equal(echo.headers['x-two'], '2');
+      for (const name of ['keep-alive', 'te', 'expect']) assert.equal(echo.headers[name], undefined, `${name} not sent on`);
+      assert.equal(echo.headers['x-forwarded-host'], 'x');
+    });
+
     test('chunked request bodies and large responses stream through', async () => {
       const body = 'y'.repeat(3 * 1024 * 1024);
       const r = await get(`${proxy.publicUrl}/user/ab/big`, { method: 'POST', body: new Blob([body]).stream(), duplex: 'half' } as RequestInit);

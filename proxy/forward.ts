@@ -384,7 +384,6 @@ export class NodeForwarder implements Forwarder {
             attempt(false);
             return;
           }
-          if (!bodyless) req.unpipe();
           if (cancelled !== undefined) hooks.failed(cancelled);
           else if (unparsable(err)) hooks.failed(new BadGateway(`the target's response cannot be parsed: ${err.message}`));
           else if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) hooks.failed(new ProxyTimeoutError(options.proxyTimeoutMs ?? 0));

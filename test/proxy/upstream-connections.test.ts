@@ -135,6 +135,27 @@ describe('connections to targets', () => {
     assert.equal(target.connections, 2);
   });
 
+  test('a target that answers before reading a large body: its answer is relayed, and the next request is served', async () => {
+    const target = await rawTarget((head, _nth, socket) => {
+      if (head.startsWith('POST')) socket.end('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoo big');
+      else socket.write(OK);
+    });
+    await routeTo('/early', target);
+    const refused = await fetch(`${proxy.publicUrl}/early/upload`, { method: 'POST', body: 'x'.repeat(8 << 20) });
+    assert.equal(refused.status, 413);
+    assert.equal(await refused.text(), 'too big');
+    assert.equal(await (await fetch(`${proxy.publicUrl}/early/next`)).text(), 'ok');
+  });
+
+  test('a POST with a body to a target that is gone is a 503 page, not a dropped connection', async () => {
+    const target = await rawTarget(() => {});
+    await routeTo('/gone', target);
+    await target.close();
+    const res = await fetch(`${proxy.publicUrl}/gone/upload`, { method: 'POST', body: 'x'.repeat(1 << 20) });
+    assert.equal(res.status, 503);
+    assert.match(await res.text(), /503/);
+  });
+
   test('a target that never answers holds no connection once its visitors have gone', async () => {
     const target = await rawTarget(() => {});
     await routeTo('/silent', target);

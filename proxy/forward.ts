@@ -331,6 +331,8 @@ export class NodeForwarder implements Forwarder {
     /** Why the exchange must end (client gone, client idle): applied as soon as undici hands over its abort. */
     let cancelled: Error | undefined;
     let answered = false;
+    /** The client's answer is settled here (an error page for an answer node:http cannot repeat): undici's error after it changes nothing. */
+    let settled = false;
 
     const attempt = (retry: boolean) => {
       const handler: Dispatcher.DispatchHandlers = {
@@ -352,9 +354,13 @@ export class NodeForwarder implements Forwarder {
           try {
             res.writeHead(statusCode, statusText || undefined, relayedResponseHeaders(req, raw, route, options));
           } catch (err) {
-            // Node refuses to repeat some header the target sent (invalid characters): a bad gateway.
-            abort?.();
+            // Node refuses to repeat some header the target sent (invalid characters): a bad gateway,
+            // answered before the abort, whose error then finds the exchange settled.
+            settled = true;
+            // The failed writeHead kept the target's reason phrase; the error page must not reuse it.
+            res.statusMessage = '';
             hooks.failed(new BadGateway(`the target's response cannot be relayed: ${(err as Error).message}`));
+            abort?.();
             return false;
           }
           res.on('drain', resume);
@@ -370,6 +376,7 @@ export class NodeForwarder implements Forwarder {
         },
         onError(err) {
           connections.discard(client);
+          if (settled) return;
           if (answered || res.destroyed) {
             // The target died mid-response (or the client left): close the client's connection now rather than leave it waiting.
             res.destroy();

@@ -135,6 +135,20 @@ describe('connections to targets', () => {
     assert.equal(target.connections, 2);
   });
 
+  test('an answer node:http refuses to repeat (a control character in its reason phrase) is a 502 page, and the proxy lives on', async () => {
+    // A visitor's container is code the visitor wrote: its answers are hostile input.
+    const target = await rawTarget((head, _nth, socket) => {
+      if (head.includes('/odd')) socket.write('HTTP/1.1 200 O\x7fK\r\nContent-Length: 2\r\n\r\nok');
+      else socket.write(OK);
+    });
+    await routeTo('/reason', target);
+    const res = await fetch(`${proxy.publicUrl}/reason/odd`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(res.status, 502);
+    assert.equal(res.statusText, 'Bad Gateway');
+    assert.match(await res.text(), /502/);
+    assert.equal(await (await fetch(`${proxy.publicUrl}/reason/fine`)).text(), 'ok');
+  });
+
   test('a target that answers before reading a large body: its answer is relayed, and the next request is served', async () => {
     const target = await rawTarget((head, _nth, socket) => {
       if (head.startsWith('POST')) socket.end('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoo big');

@@ -15,6 +15,9 @@ export const LABELS = {
   generation: 'nbpool.generation',
 } as const;
 
+/** On an instance's owner marker (see acquireInstance): the instance it owns. Never on a pool container. */
+export const OWNER_LABEL = 'nbpool.owner-of';
+
 export interface ContainerSpec {
   /** Container name on the engine (unique). */
   name: string;

@@ -4,7 +4,7 @@ import { Agent } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import { inspect, promisify } from 'node:util';
 import Docker from 'dockerode';
-import type { ContainerBackend, ContainerSpec, EngineWatcher, ExecResult, FoundContainer, StartedContainer } from './backend.js';
+import { OWNER_LABEL, type ContainerBackend, type ContainerSpec, type EngineWatcher, type ExecResult, type FoundContainer, type StartedContainer } from './backend.js';
 import { currentOwner, InstanceTaken, ownerMayLive, type InstanceOwner } from './instance-owner.js';
 
 function statusCode(err: unknown): number | undefined {
@@ -77,7 +77,6 @@ async function closeHostToNoEgressBridge(): Promise<void> {
  * listing of the instance's containers sees it.
  */
 const OWNER_IMAGE = 'nbpool/owner-marker:1';
-const OWNER_LABEL = 'nbpool.owner-of';
 const ownerName = (instance: string) => `${instance}.owner`;
 /** An empty tar archive: two zero blocks. */
 const EMPTY_TAR = Buffer.alloc(1024);

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { OWNER_LABEL } from '../orchestrator/backend.js';
 import { docker, removeInstance, requireImage, TINY_IMAGE } from './helpers/docker.js';
 import { freePort, waitFor } from './helpers/net.js';
 import { spawnUp, startUp, type UpProcess } from './helpers/up.js';
@@ -75,5 +76,5 @@ test('two nodes on one engine at once: own instances, both fill, neither loses a
   assert.deepEqual(await containerIds(`nbpool-${portA}`), idsA, 'the same containers, adopted');
   assert.equal(await again.stop(), 0);
   assert.equal(await b.stop(), 0);
-  assert.equal((await docker().listContainers({ all: true, filters: { label: [`nbpool.owner-of=nbpool-${portA}`] } })).length, 0, 'ownership released at shutdown');
+  assert.equal((await docker().listContainers({ all: true, filters: { label: [`${OWNER_LABEL}=nbpool-${portA}`] } })).length, 0, 'ownership released at shutdown');
 });

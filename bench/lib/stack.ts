@@ -4,6 +4,7 @@
  * with `nbpool orchestrator` as its default target, as child processes. Only the command line and
  * HTTP are used, so the bench measures whatever the programs do inside.
  */
+import { LABELS, OWNER_LABEL } from '../../orchestrator/backend.js';
 import { ourBuild, ourProgramExists, ourProgramTakes, proxyToken, startChpLike, type OurBuild } from './peers.js';
 import { freePort, startProc, waitListening, type Proc } from './procs.js';
 import { httpRequest } from './http.js';
@@ -111,7 +112,7 @@ export async function startStack(instance: string, poolSize: number, maxContaine
     (name, labels) => labels['nbpool.instance'] === instance,
     () => start(instance, poolSize, maxContainers, extraArgs, build),
     // the owner marker too, left behind when the node was stopped before it let go of its instance
-    async () => (await removeLabelled(`nbpool.instance=${instance}`)) + (await removeLabelled(`nbpool.owner-of=${instance}`)),
+    async () => (await removeLabelled(`${LABELS.instance}=${instance}`)) + (await removeLabelled(`${OWNER_LABEL}=${instance}`)),
     { name: 'nbpool', poolSize, refills: true },
   );
 }

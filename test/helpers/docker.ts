@@ -1,5 +1,6 @@
 /** Docker for tests: the real engine, and clean-up of what a test file started. */
 import Docker from 'dockerode';
+import { LABELS, OWNER_LABEL } from '../../orchestrator/backend.js';
 
 export const TINY_IMAGE = 'nbpool/tiny:latest';
 export const JUPYTER_IMAGE = 'nbpool/jupyter:latest';
@@ -37,6 +38,6 @@ export async function removeLabelled(key: string, value: string): Promise<void> 
  * when its orchestrator was killed or stopped before it let go.
  */
 export async function removeInstance(instance: string): Promise<void> {
-  await removeLabelled('nbpool.instance', instance);
-  await removeLabelled('nbpool.owner-of', instance);
+  await removeLabelled(LABELS.instance, instance);
+  await removeLabelled(OWNER_LABEL, instance);
 }

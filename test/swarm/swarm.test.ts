@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { LABELS } from '../../orchestrator/backend.js';
+import { LABELS, OWNER_LABEL } from '../../orchestrator/backend.js';
 import { DEFAULT_COMMAND } from '../../orchestrator/config.js';
 import { SwarmBackend, type SwarmTask } from '../../orchestrator/swarm-backend.js';
-import { JUPYTER_IMAGE, requireImage, TINY_IMAGE } from '../helpers/docker.js';
+import { JUPYTER_IMAGE, removeLabelled, requireImage, TINY_IMAGE } from '../helpers/docker.js';
 import { loadImages } from '../helpers/hosts.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { startSwarm, type SwarmWorker, type TestSwarm } from '../helpers/swarm.js';
@@ -233,7 +233,7 @@ test('deploy/stack.yml: docker stack deploy runs proxy, orchestrator and Redis; 
     await waitFor(async () => (await swarm.docker.listServices({ filters: { label: [`com.docker.stack.namespace=${name}`] } })).length === 0 || undefined, { timeoutMs: 60_000, what: 'stack services removed' });
     for (const service of await swarm.docker.listServices({ filters: { label: [`${LABELS.instance}=${name}`] } })) await swarm.docker.getService(service.ID).remove().catch(() => undefined);
     // and the owner marker its orchestrator, stopped with the stack, may not have let go of
-    for (const marker of await swarm.docker.listContainers({ all: true, filters: { label: [`nbpool.owner-of=${name}`] } })) await swarm.docker.getContainer(marker.Id).remove({ force: true }).catch(() => undefined);
+    await removeLabelled(OWNER_LABEL, name);
     await waitFor(async () => {
       const left = await swarm.docker.listNetworks({ filters: { name: [name] } });
       for (const n of left) await swarm.docker.getNetwork(n.Id).remove().catch(() => undefined);

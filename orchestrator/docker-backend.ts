@@ -120,6 +120,12 @@ export class DockerBackend implements ContainerBackend {
   readonly kind = 'docker';
   readonly capabilities = { exec: true };
   private noEgress: Promise<string> | undefined;
+  /**
+   * Engine names of the containers this backend started or listed, so a claim marker is one engine
+   * call (rename), not two (inspect for the name, then rename): 60 claims at once queue 60 markers
+   * beside the refill's starts.
+   */
+  private readonly names = new Map<string, string>();
 
   constructor(
     readonly docker: Docker = engineClient(),
@@ -192,6 +198,7 @@ export class DockerBackend implements ContainerBackend {
       const info = await container.inspect({ abortSignal: signal } as object);
       const target = targetOf(info, spec.port, network);
       if (!target) throw new Error(`container ${spec.name} started but has no address for port ${spec.port}`);
+      this.names.set(info.Id, spec.name);
       return { containerId: info.Id, target };
     } catch (err) {
       // Leave nothing behind: the caller only knows the container once start() returns.
@@ -206,6 +213,7 @@ export class DockerBackend implements ContainerBackend {
       const port = Number(info.Labels[this.portLabel] ?? 0);
       const running = info.State === 'running';
       const name = (info.Names[0] ?? '').replace(/^\//, '');
+      this.names.set(info.Id, name);
       return {
         containerId: info.Id,
         name,
@@ -228,6 +236,7 @@ export class DockerBackend implements ContainerBackend {
   }
 
   async remove(containerId: string, signal?: AbortSignal): Promise<void> {
+    this.names.delete(containerId);
     try {
       await this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal: signal });
     } catch (err) {
@@ -310,12 +319,11 @@ export class DockerBackend implements ContainerBackend {
     return acquireInstanceOn(this.docker, instance);
   }
 
-
-
   async markClaimed(containerId: string): Promise<void> {
     const container = this.docker.getContainer(containerId);
-    const name = (await container.inspect()).Name.replace(/^\//, '');
+    const name = this.names.get(containerId) ?? (await container.inspect()).Name.replace(/^\//, '');
     if (!name.endsWith(CLAIMED_SUFFIX)) await container.rename({ name: name + CLAIMED_SUFFIX });
+    this.names.set(containerId, name.endsWith(CLAIMED_SUFFIX) ? name : name + CLAIMED_SUFFIX);
   }
 
   async exec(containerId: string, cmd: string[], env: string[], timeoutMs: number): Promise<ExecResult> {

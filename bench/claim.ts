@@ -1,5 +1,7 @@
 /**
- * bench:claim (issues 8 and 17). In one run, alternated over rounds: cold `docker run` of the tiny
+ * bench:claim (issues 8 and 17). In one run, alternated over rounds: the floor (an empty node:http
+ * server asked by the same client: sequential requests, then a burst on new and on kept
+ * connections, what no stack can beat on this machine); cold `docker run` of the tiny
  * image until it answers and the engine's own create+start of as many containers as a burst (8 at
  * a time); `nbpool up`; and the original tmpnb behind configurable-http-proxy when BENCH_TMPNB_DIR
  * names a checkout (lib/tmpnb.ts). For each stack, started afresh every round: pool fill (timed from
@@ -13,7 +15,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { coldDockerRun, engine, engineStartSeconds, removeLabelled, TINY_IMAGE } from './lib/docker-bench.js';
-import { forEachLimited, keepAliveAgent } from './lib/http.js';
+import { forEachLimited, httpRequest, keepAliveAgent } from './lib/http.js';
+import { freePort, startProc, waitListening } from './lib/procs.js';
 import { nodeStats, ourStackExists, startStack, waitWarm, type Stack } from './lib/stack.js';
 import {
   describeLoad, goalOverRounds, loadMark, loadSince, median, noteLoad, percentile, printGoals, printTable, round, spreadPct, withLoad, writeResults,
@@ -42,6 +45,11 @@ const ms3 = (xs: readonly number[]) => xs.map((x) => round(x, 3));
 
 interface EngineRound {
   round: number;
+  /**
+   * What the client and the machine allow at best: an empty node:http server in a process of its
+   * own, asked as the stacks are (same client, same agent settings), answering without any work.
+   */
+  floor: { sequentialP50Ms: number; burstNewP99Ms: number; burstReusedP99Ms: number; load: LoadSpan };
   cold: { runsMs: number[]; p50Ms: number; load: LoadSpan };
   engine: { containers: number; parallel: number; seconds: number; perSecond: number; load: LoadSpan };
 }
@@ -59,7 +67,39 @@ interface PeerRound {
   refill?: { seconds: number; load: LoadSpan };
 }
 
+/** An empty HTTP server: answers every request at once with a few bytes. */
+const EMPTY_SERVER = "require('node:http').createServer((q, s) => s.end('{}')).listen(Number(process.argv[1]), '127.0.0.1')";
+
+async function floorOf(): Promise<EngineRound['floor']> {
+  const port = await freePort();
+  const server = startProc('empty node:http server', process.execPath, ['-e', EMPTY_SERVER, String(port)]);
+  const agent = keepAliveAgent(128);
+  const get = async () => {
+    const t0 = process.hrtime.bigint();
+    await httpRequest(`http://127.0.0.1:${port}/`, { agent });
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  try {
+    await waitListening(server, port);
+    const measured = await withLoad(async () => {
+      await get();
+      const sequential: number[] = [];
+      for (let i = 0; i < sequentialClaims; i++) sequential.push(await get());
+      const burstNew = await Promise.all(Array.from({ length: burstClaims }, get));
+      const burstReused = await Promise.all(Array.from({ length: burstClaims }, get));
+      return { sequential, burstNew, burstReused };
+    });
+    const { sequential, burstNew, burstReused } = measured.value;
+    return { sequentialP50Ms: pct(sequential, 50), burstNewP99Ms: pct(burstNew, 99), burstReusedP99Ms: pct(burstReused, 99), load: measured.load };
+  } finally {
+    agent.destroy();
+    await server.stop();
+  }
+}
+
 async function engineRound(r: number): Promise<EngineRound> {
+  const floor = await floorOf();
+  say(`  floor, an empty node:http server: sequential p50 ${floor.sequentialP50Ms} ms; ${burstClaims} at once p99 ${floor.burstNewP99Ms} ms on new connections, ${floor.burstReusedP99Ms} ms on kept ones (${describeLoad(floor.load)})`);
   const cold = await withLoad(async () => {
     const runs: number[] = [];
     for (let i = 0; i < coldPerRound; i++) runs.push(await coldDockerRun(coldLabel, r * coldPerRound + i));
@@ -70,6 +110,7 @@ async function engineRound(r: number): Promise<EngineRound> {
   await removeLabelled(coldLabel);
   const result: EngineRound = {
     round: r + 1,
+    floor,
     cold: { runsMs: cold.value.map((x) => round(x, 1)), p50Ms: round(median(cold.value), 1), load: cold.load },
     engine: { containers: burstClaims, parallel: 8, seconds: round(start.value, 3), perSecond: round(burstClaims / start.value, 2), load: start.load },
   };
@@ -197,11 +238,11 @@ function judge(engines: EngineRound[], peers: Record<PeerName, PeerRound[]>, cro
   const tmpnbBurst = tmpnb.length ? `tmpnb + CHP (which refills nothing) ${overRounds(tmpnb.map((p) => percentile(p.burst.claimMs, 99)))} ms` : 'tmpnb not measured';
   const notJudged = (name: string): Goal => ({ name, met: false, judged: false, detail: `not judged: ${tmpnbSkip}` });
   const goals: Goal[] = [
-    goalOverRounds('sequential claim p50 < 1 ms', seqP50, '<', 1, ' ms', `plain request through the same hops ${overRounds(ours.map((p) => percentile(p.sequential.controlMs, 50)))} ms`),
+    goalOverRounds('sequential claim p50 < 1 ms', seqP50, '<', 1, ' ms', `plain request through the same hops ${overRounds(ours.map((p) => percentile(p.sequential.controlMs, 50)))} ms; an empty node:http server ${overRounds(engines.map((e) => e.floor.sequentialP50Ms))} ms`),
     tmpnb.length
       ? goalOverRounds('sequential claim p99 <= 0.5x tmpnb + CHP\'s (same round)', seqP99.map((v, i) => v / percentile(tmpnb[i]!.sequential.claimMs, 99)), '<=', 0.5, 'x', `nbpool ${overRounds(seqP99)} ms, tmpnb ${overRounds(tmpnb.map((p) => percentile(p.sequential.claimMs, 99)))} ms`)
       : notJudged('sequential claim p99 <= 0.5x tmpnb + CHP\'s'),
-    goalOverRounds(`${burstClaims} claims at once while the pool refills: p99 < 20 ms`, burstP99, '<', 20, ' ms', tmpnbBurst),
+    goalOverRounds(`${burstClaims} claims at once while the pool refills: p99 < 20 ms`, burstP99, '<', 20, ' ms', `${tmpnbBurst}; an empty node:http server ${overRounds(engines.map((e) => e.floor.burstNewP99Ms), 1)} ms on new connections, ${overRounds(engines.map((e) => e.floor.burstReusedP99Ms), 1)} ms on kept ones`),
     goalOverRounds(`pool full again after the burst within 1.1x the engine's time to start ${burstClaims}`, ours.map((p, i) => p.refill!.seconds / engines[i]!.engine.seconds), '<=', 1.1, 'x', `nbpool ${overRounds(ours.map((p) => p.refill!.seconds))} s, engine ${overRounds(engines.map((e) => e.engine.seconds))} s`),
     goalOverRounds('pooled first page >= 100x faster than cold docker run', ours.map((p, i) => engines[i]!.cold.p50Ms / percentile(p.sequential.firstPageMs, 50)), '>=', 100, 'x', `first page ${overRounds(ours.map((p) => percentile(p.sequential.firstPageMs, 50)))} ms, cold ${overRounds(engines.map((e) => e.cold.p50Ms), 0)} ms`),
     goalOverRounds('pool fill rate >= 0.9x the engine\'s start rate', ours.map((p, i) => p.fill.perSecond / engines[i]!.engine.perSecond), '>=', 0.9, 'x', `nbpool ${overRounds(ours.map((p) => p.fill.perSecond))}/s, engine ${overRounds(engines.map((e) => e.engine.perSecond))}/s`),
@@ -228,6 +269,7 @@ function markdownSummary(engines: EngineRound[], peers: Record<PeerName, PeerRou
     `|---|---|---|`,
     ...rows.map(([label, f, d]) => `| ${label} | ${cell(peers.nbpool, f, d)} | ${cell(peers.tmpnb, f, d)} |`),
     `| pool full again after the burst, s | ${cell(peers.nbpool, (p) => p.refill!.seconds)} | never (replaces only when it culls) |`,
+    `| floor: an empty node:http server, sequential p50 / ${burstClaims} at once p99 on new connections / on kept ones, ms | ${overRounds(engines.map((e) => e.floor.sequentialP50Ms))} / ${overRounds(engines.map((e) => e.floor.burstNewP99Ms), 1)} / ${overRounds(engines.map((e) => e.floor.burstReusedP99Ms), 1)} | |`,
     `| cold \`docker run\` to first page, ms | ${overRounds(engines.map((e) => e.cold.p50Ms), 0)} | |`,
     `| engine: create+start ${burstClaims}, 8 at a time, s | ${overRounds(engines.map((e) => e.engine.seconds))} | |`,
     '',

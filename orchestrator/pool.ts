@@ -70,6 +70,12 @@ interface PoolRecord {
   waiters: Waiter[];
   /** When a container of this pool was last handed out (-Infinity: never). */
   lastClaimAt: number;
+  /**
+   * Its containers by state. A claim and the plan after it look only at the warm and starting ones
+   * (a few dozen), never at the claimed ones: those grow to hundreds on a busy node, and scanning
+   * them all cost every claim more than the rest of its own bookkeeping.
+   */
+  byState: Record<ContainerState, Set<PoolContainer>>;
 }
 
 export interface Waiter {
@@ -132,6 +138,7 @@ export class PoolCore {
       backoffUntil: 0,
       lastClaimAt: -Infinity,
       waiters: [],
+      byState: { starting: new Set(), warm: new Set(), claimed: new Set(), removing: new Set() },
     });
   }
 
@@ -154,6 +161,7 @@ export class PoolCore {
   }
 
   list(filter?: { pool?: string; state?: ContainerState }): PoolContainer[] {
+    if (filter?.pool !== undefined && filter.state !== undefined) return [...(this.pools.get(filter.pool)?.byState[filter.state] ?? [])];
     const out: PoolContainer[] = [];
     for (const c of this.containers.values()) {
       if (filter?.pool !== undefined && c.pool !== filter.pool) continue;
@@ -165,11 +173,25 @@ export class PoolCore {
 
   // ---- container lifecycle -------------------------------------------------------------------
 
+  /** The one place a container changes state, so its pool's sets stay true. */
+  private setState(c: PoolContainer, state: ContainerState): void {
+    const sets = this.pools.get(c.pool)!.byState;
+    sets[c.state].delete(c);
+    c.state = state;
+    c.phase = undefined;
+    sets[state].add(c);
+  }
+
+  private insert(c: PoolContainer): void {
+    this.containers.set(c.id, c);
+    this.pools.get(c.pool)!.byState[c.state].add(c);
+  }
+
   /** A container is being created for `pool` with visitor id `id`. */
   starting(pool: string, id: string, now: number): PoolContainer {
     const record = this.pool(pool);
     const container: PoolContainer = { id, pool, state: 'starting', phase: 'creating', generation: record.generation, createdAt: now };
-    this.containers.set(id, container);
+    this.insert(container);
     return container;
   }
 
@@ -183,13 +205,10 @@ export class PoolCore {
   admitted(id: string): boolean {
     const c = this.containers.get(id);
     if (!c || c.state !== 'starting') return false;
-    const pool = this.pools.get(c.pool);
-    c.state = 'warm';
-    c.phase = undefined;
-    if (pool) {
-      pool.consecutiveFailures = 0;
-      pool.backoffUntil = 0;
-    }
+    const pool = this.pools.get(c.pool)!;
+    this.setState(c, 'warm');
+    pool.consecutiveFailures = 0;
+    pool.backoffUntil = 0;
     return true;
   }
 
@@ -197,36 +216,35 @@ export class PoolCore {
   failed(id: string, now: number): void {
     const c = this.containers.get(id);
     if (!c) return;
-    const pool = this.pools.get(c.pool);
-    if (pool) {
-      pool.failures++;
-      pool.consecutiveFailures++;
-      const exponent = Math.min(pool.consecutiveFailures - 1, 20);
-      pool.backoffUntil = now + Math.min(this.limits.backoffBaseMs * 2 ** exponent, this.limits.backoffMaxMs);
-    }
-    c.state = 'removing';
-    c.phase = undefined;
+    const pool = this.pools.get(c.pool)!;
+    pool.failures++;
+    pool.consecutiveFailures++;
+    const exponent = Math.min(pool.consecutiveFailures - 1, 20);
+    pool.backoffUntil = now + Math.min(this.limits.backoffBaseMs * 2 ** exponent, this.limits.backoffMaxMs);
+    this.setState(c, 'removing');
   }
 
   /** Marks it for removal (cull, trim, drain, died). Returns false when it was already going. */
   removing(id: string): boolean {
     const c = this.containers.get(id);
     if (!c || c.state === 'removing') return false;
-    c.state = 'removing';
-    c.phase = undefined;
+    this.setState(c, 'removing');
     return true;
   }
 
   /** The engine no longer has it. */
   removed(id: string): void {
+    const c = this.containers.get(id);
+    if (!c) return;
     this.containers.delete(id);
+    this.pools.get(c.pool)!.byState[c.state].delete(c);
   }
 
   /** A container found on the engine at start (Docker labels are the truth). Unknown pools are refused. */
   adopt(c: { id: string; pool: string; state: 'starting' | 'warm' | 'claimed'; createdAt: number; claimedAt?: number }): boolean {
     const pool = this.pools.get(c.pool);
     if (!pool || this.containers.has(c.id)) return false;
-    this.containers.set(c.id, {
+    this.insert({
       id: c.id,
       pool: c.pool,
       state: c.state,
@@ -253,12 +271,11 @@ export class PoolCore {
 
   private takeWarm(pool: PoolRecord, now: number): PoolContainer | undefined {
     let best: PoolContainer | undefined;
-    for (const c of this.containers.values()) {
-      if (c.pool !== pool.name || c.state !== 'warm') continue;
+    for (const c of pool.byState.warm) {
       if (!best || c.generation < best.generation || (c.generation === best.generation && c.createdAt < best.createdAt)) best = c;
     }
     if (!best) return undefined;
-    best.state = 'claimed';
+    this.setState(best, 'claimed');
     best.claimedAt = now;
     pool.lastClaimAt = now;
     return best;
@@ -321,11 +338,11 @@ export class PoolCore {
   // ---- planning ------------------------------------------------------------------------------
 
   private counts(): { active: number; creating: number } {
-    let active = 0;
+    let active = this.containers.size;
     let creating = 0;
-    for (const c of this.containers.values()) {
-      if (c.state !== 'removing') active++;
-      if (c.state === 'starting' && c.phase === 'creating') creating++;
+    for (const pool of this.pools.values()) {
+      active -= pool.byState.removing.size;
+      for (const c of pool.byState.starting) if (c.phase === 'creating') creating++;
     }
     return { active, creating };
   }
@@ -344,13 +361,14 @@ export class PoolCore {
       let ready = 0;
       let warm = 0;
       let creatingHere = 0;
-      for (const c of this.containers.values()) {
-        if (c.pool !== pool.name) continue;
-        if (c.state === 'starting' && c.phase === 'creating') creatingHere++;
-        if (c.generation !== pool.generation) continue;
-        if (c.state === 'warm' || c.state === 'starting') ready++;
-        if (c.state === 'warm') warm++;
+      for (const c of pool.byState.starting) {
+        if (c.phase === 'creating') creatingHere++;
+        if (c.generation === pool.generation) ready++;
       }
+      for (const c of pool.byState.warm) {
+        if (c.generation === pool.generation) warm++;
+      }
+      ready += warm;
       let deficit = pool.size + pool.waiters.length - ready;
       if (this.refillPaused(pool, warm, now)) deficit = Math.min(deficit, this.limits.refillParallel - creatingHere);
       if (deficit > 0) deficits.set(pool.name, deficit);
@@ -398,7 +416,7 @@ export class PoolCore {
   trimPlan(): string[] {
     const out: string[] = [];
     for (const pool of this.pools.values()) {
-      const warm = this.list({ pool: pool.name, state: 'warm' });
+      const warm = [...pool.byState.warm];
       if (pool.draining) {
         out.push(...warm.map((c) => c.id));
         continue;
@@ -480,14 +498,14 @@ export class PoolCore {
       refillPaused: false,
     };
     if (pool.backoffUntil > now) f.backoffUntil = pool.backoffUntil;
-    for (const c of this.containers.values()) if (c.pool === poolName) f[c.state]++;
+    for (const state of ['starting', 'warm', 'claimed', 'removing'] as const) f[state] = pool.byState[state].size;
     f.refillPaused = f.warm < f.size && this.refillPaused(pool, f.warm, now);
     return f;
   }
 
   totals(): { warm: number; claimed: number; starting: number; removing: number; waiting: number } {
     const t = { warm: 0, claimed: 0, starting: 0, removing: 0, waiting: this.waiting };
-    for (const c of this.containers.values()) t[c.state]++;
+    for (const pool of this.pools.values()) for (const state of ['starting', 'warm', 'claimed', 'removing'] as const) t[state] += pool.byState[state].size;
     return t;
   }
 }

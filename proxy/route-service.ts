@@ -237,6 +237,14 @@ export class RouteService {
     return this.table.size;
   }
 
+  /**
+   * A change written through to the shared store, bounded by its timeout. With none (the table is
+   * the store) nothing is built or waited for: that is every claim of `nbpool up`.
+   */
+  private toStore<T>(call: () => Promise<T>, tableOnly: T): Promise<T> | T {
+    return this.store instanceof TableOnlyStore ? tableOnly : storeCall(call);
+  }
+
   /** The hot path: the route for a request, by its decoded path (and host with host routing). */
   match(path: string): RouteEntry | undefined {
     return this.table.match(path)?.value;
@@ -258,7 +266,7 @@ export class RouteService {
     fields.target = target.href;
     if (this.options.hostRouting && prefix !== '/') fields.host = prefix.split('/')[1];
     const entry: RouteEntry = { prefix, target, stripPrefix: fields.strip_prefix === true, activityIgnore: parseActivityIgnore(fields.activity_ignore), data: fields, lastActivity: Date.now(), dirty: false };
-    await storeCall(() => this.store.put(prefix, this.record(entry)));
+    await this.toStore(() => this.store.put(prefix, this.record(entry)), undefined);
     this.generation++;
     this.table.set(prefix, entry);
   }
@@ -267,7 +275,7 @@ export class RouteService {
   async remove(path: unknown): Promise<boolean> {
     const prefix = checkPath(path);
     const existed = this.table.has(prefix);
-    const removedFromStore = await storeCall(() => this.store.delete(prefix));
+    const removedFromStore = await this.toStore(() => this.store.delete(prefix), false);
     // Not awaited: a leftover activity record is harmless and the next resync removes it.
     void this.activity.delete(prefix).catch(() => {});
     this.generation++;

@@ -40,8 +40,25 @@ test('client address: X-Forwarded-For believed only from trusted proxies, walked
   assert.throws(() => trustedProxies(['example.com']), ConfigError);
 });
 
+test('client address: answers remembered per list of trusted proxies, and right past the memory\'s bound', () => {
+  const loopback = trustedProxies(['127.0.0.0/8']);
+  const none = trustedProxies([]);
+  for (let round = 0; round < 2; round++) {
+    assert.equal(clientAddress('127.0.0.1', '198.51.100.7', loopback), '198.51.100.7');
+    assert.equal(clientAddress('127.0.0.1', '198.51.100.7', none), '127.0.0.1', 'what one list trusts, another need not');
+  }
+  // a trusted front naming many addresses (a hostile chain): each hop is checked, none is trusted
+  for (let i = 0; i < 5000; i++) {
+    const hop = `203.0.${i >> 8}.${i & 255}`;
+    assert.equal(clientAddress('127.0.0.1', `6.6.6.6, ${hop}`, loopback), hop);
+  }
+  assert.equal(clientAddress('127.0.0.5', '198.51.100.8', loopback), '198.51.100.8');
+  assert.equal(clientAddress('10.0.0.1', '198.51.100.8', loopback), '10.0.0.1');
+});
+
 test('client key: IPv4 as is, IPv6 by its /64', () => {
   assert.equal(clientKey('198.51.100.7'), '198.51.100.7');
+  assert.equal(clientKey('not:an:address'), 'not:an:address');
   assert.equal(clientKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
   assert.equal(clientKey('2001:db8:1:2::ffff'), '2001:db8:1:2::/64');
   assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');

@@ -142,6 +142,7 @@ export const orchestratorOptionSpecs = {
   },
   entryUrl: {
     type: 'url',
+    env: 'NBPOOL_ENTRY_URL',
     help: "the public link visitors come in by when this node runs behind a redirector (the redirector's URL): while this node's container engine is gone, a new visitor is sent back there, and so to another node, instead of waiting here",
     metavar: 'URL',
   },

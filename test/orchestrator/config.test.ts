@@ -117,3 +117,15 @@ test('presets: a pool of a new kind is three lines of config; explicit settings 
   assert.throws(() => load(['--pool-size', 'lots']), /--pool-size: must be a whole number or auto/);
   assert.throws(() => load(['--preset', 'rstudio']), /--preset .* must be one of jupyter, shiny, generic/);
 });
+
+test('--entry-url also from NBPOOL_ENTRY_URL (docker-compose passes it); the flag wins; a bad one is a clear error', () => {
+  const fromEnv = (env: NodeJS.ProcessEnv, argv: string[] = []) => {
+    const loaded = loadOrchestratorConfig(argv, env);
+    assert.ok(!loaded.help);
+    return loaded.config.entryUrl;
+  };
+  assert.equal(fromEnv({ NBPOOL_ENTRY_URL: 'https://notebooks.example/' }), 'https://notebooks.example/');
+  assert.equal(fromEnv({ NBPOOL_ENTRY_URL: '' }), undefined, 'empty (compose\'s default) is unset');
+  assert.equal(fromEnv({ NBPOOL_ENTRY_URL: 'https://a.example/' }, ['--entry-url', 'https://b.example/']), 'https://b.example/');
+  assert.throws(() => fromEnv({ NBPOOL_ENTRY_URL: 'not a url' }), /NBPOOL_ENTRY_URL/);
+});

@@ -227,21 +227,17 @@ test('figures, totals, claims and plans agree with a plain count over every cont
   for (let step = 0; step < 3000; step++) {
     const now = step * 10;
     const all = core.list();
-    const pick = () => all[random(all.length)];
+    const one = all[random(all.length)];
     switch (random(9)) {
       case 0:
         for (const [pool, count] of core.startPlan(now)) for (let i = 0; i < count; i++) core.starting(pool, `r${next++}`, now);
         break;
-      case 1: {
-        const c = pick();
-        if (c) core.created(c.id);
+      case 1:
+        if (one) core.created(one.id);
         break;
-      }
-      case 2: {
-        const c = pick();
-        if (c) core.admitted(c.id);
+      case 2:
+        if (one) core.admitted(one.id);
         break;
-      }
       case 3: {
         const pool = pools[random(2)]!;
         const warm = core.list({ pool, state: 'warm' });
@@ -250,21 +246,15 @@ test('figures, totals, claims and plans agree with a plain count over every cont
         assert.equal(claimed?.id, oldest?.id, 'a claim takes the oldest warm container of the oldest generation');
         break;
       }
-      case 4: {
-        const c = pick();
-        if (c) core.failed(c.id, now);
+      case 4:
+        if (one) core.failed(one.id, now);
         break;
-      }
-      case 5: {
-        const c = pick();
-        if (c) core.removing(c.id);
+      case 5:
+        if (one) core.removing(one.id);
         break;
-      }
-      case 6: {
-        const c = pick();
-        if (c?.state === 'removing') core.removed(c.id);
+      case 6:
+        if (one?.state === 'removing') core.removed(one.id);
         break;
-      }
       case 7:
         for (const id of core.trimPlan()) core.removing(id);
         break;

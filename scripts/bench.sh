@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the benchmarks: bash scripts/bench.sh [proxy|claim|redirect|swarm|demand|claim-profile]... (none = all).
+# Runs the benchmarks: bash scripts/bench.sh [proxy|claim|redirect|swarm|demand|claim-profile|pool-core]... (none = all).
 # Each prints a table, a Markdown summary to paste and its goals, and writes
 # bench/results/<name>.json. A bench that cannot start our program, or whose harness fails,
 # exits non-zero; a missed goal is reported, not an error.
@@ -10,11 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(proxy claim redirect swarm demand claim-profile)
+[ ${#benches[@]} -gt 0 ] || benches=(proxy claim redirect swarm demand claim-profile pool-core)
 for name in "${benches[@]}"; do
   case "$name" in
-    proxy | claim | redirect | swarm | demand | claim-profile) ;;
-    *) printf 'bench: unknown benchmark %s (proxy, claim, redirect, swarm, demand, claim-profile)\n' "$name" >&2; exit 2 ;;
+    proxy | claim | redirect | swarm | demand | claim-profile | pool-core) ;;
+    *) printf 'bench: unknown benchmark %s (proxy, claim, redirect, swarm, demand, claim-profile, pool-core)\n' "$name" >&2; exit 2 ;;
   esac
 done
 

@@ -70,6 +70,38 @@ after(async () => {
   if (proxyStripsPrefix) await removeInstance(instance);
 }, { timeout: 60_000 });
 
+/** What the page and its iframe did, for a failure's report: console, failed and unfinished requests, WebSockets. */
+const seen: string[] = [];
+const unfinished = new Map<unknown, string>();
+const since = Date.now();
+function watchPage(page: Page): void {
+  const note = (line: string) => seen.push(`${((Date.now() - since) / 1000).toFixed(1)} s ${line.slice(0, 300)}`);
+  page.on('console', (m) => note(`console ${m.type()}: ${m.text()}`));
+  page.on('request', (r) => unfinished.set(r, `${r.method()} ${r.url()}`));
+  page.on('requestfinished', (r) => unfinished.delete(r));
+  page.on('requestfailed', (r) => {
+    unfinished.delete(r);
+    note(`request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) note(`answer ${r.status()}: ${r.url()}`);
+  });
+  page.on('websocket', (ws) => {
+    note(`websocket opened: ${ws.url()}`);
+    ws.on('socketerror', (e) => note(`websocket error: ${ws.url()}: ${e}`));
+    ws.on('close', () => note(`websocket closed: ${ws.url()}`));
+  });
+}
+
+async function tellWhatThePageSaw(page: Page | undefined): Promise<void> {
+  const lines = [...seen, ...[...unfinished.values()].map((r) => `never finished: ${r}`)];
+  if (page) {
+    await page.screenshot({ path: `${artifacts}shiny-failed.png` }).catch(() => undefined);
+    for (const frame of page.frames()) lines.push(`frame ${frame.url()}: ${String(await frame.evaluate("document.body?.innerText ?? ''").catch((e: Error) => e.message)).replace(/\s+/g, ' ').slice(0, 300)}`);
+  }
+  process.stderr.write(`what the page saw (screenshot test-artifacts/shiny-failed.png):\n${lines.join('\n')}\n`);
+}
+
 /** A browser-side check (run in the page) that the element's text is `text`. */
 function textIs(selector: string, text: string): string {
   return `document.querySelector(${JSON.stringify(selector)})?.textContent === ${JSON.stringify(text)}`;
@@ -96,6 +128,7 @@ test('Jupyter and Shiny pooled in one nbpool up: a visitor moves a Shiny slider 
 
     const context = await browser!.newContext({ viewport: { width: 1100, height: 700 } });
     const page = await context.newPage();
+    watchPage(page);
     await page.goto(publisherUrl);
     const frame = await shinyFrame(page);
     assert.notEqual(new URL(frame.url()).hostname, new URL(page.url()).hostname, 'embedded from another site');
@@ -114,6 +147,7 @@ test('Jupyter and Shiny pooled in one nbpool up: a visitor moves a Shiny slider 
     await context.close();
   } catch (err) {
     failed = true;
+    await tellWhatThePageSaw(browser!.contexts()[0]?.pages()[0]);
     throw err;
   }
 });

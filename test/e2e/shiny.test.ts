@@ -53,6 +53,9 @@ before(async () => {
   program = startProgram([
     'up', '--ip', '127.0.0.1', '--port', String(proxyPort), '--api-port', String(apiPort), '--admin-port', String(adminPort),
     '--frame-ancestors', publisherUrl, '--image', JUPYTER_IMAGE, '--pool-size', '1', '--instance', instance, '--config', config,
+    // Room for the Jupyter claim's replacement, none for the Shiny claim's: no container starts
+    // while the browser loads the app (see quietEngine).
+    '--max-containers', '3',
   ], { CONFIGPROXY_AUTH_TOKEN: randomBytes(16).toString('hex'), NBPOOL_LOG_LEVEL: 'warn' });
   await waitFor(async () => {
     const res = await fetch(`${node}/api/stats`).catch(() => undefined);
@@ -102,6 +105,19 @@ async function tellWhatThePageSaw(page: Page | undefined): Promise<void> {
   process.stderr.write(`what the page saw (screenshot test-artifacts/shiny-failed.png):\n${lines.join('\n')}\n`);
 }
 
+/**
+ * Waits until the Jupyter claim's replacement is warm, so that no container starts while the
+ * browser loads the Shiny app: Chromium aborts its requests in flight (net::ERR_NETWORK_CHANGED)
+ * when the host's network interfaces change, and every container start adds one (its veth). A
+ * visitor's browser runs on another machine; this one shares the engine's host.
+ */
+async function quietEngine(): Promise<void> {
+  await waitFor(async () => {
+    const stats = (await (await fetch(`${node}/api/stats`)).json()) as { starting: number; pools: Record<string, { warm: number }> };
+    return (stats.starting === 0 && stats.pools.default!.warm >= 1) || undefined;
+  }, { timeoutMs: 60_000, intervalMs: 200, what: 'the Jupyter pool refilled and no container starting' });
+}
+
 /** A browser-side check (run in the page) that the element's text is `text`. */
 function textIs(selector: string, text: string): string {
   return `document.querySelector(${JSON.stringify(selector)})?.textContent === ${JSON.stringify(text)}`;
@@ -125,6 +141,7 @@ test('Jupyter and Shiny pooled in one nbpool up: a visitor moves a Shiny slider 
     assert.equal(spawn.status, 302);
     const notebook = await fetch(`${node}${new URL(spawn.headers.get('location')!, node).pathname.replace(/tree$/, 'api')}`);
     assert.equal(notebook.status, 200, 'Jupyter answers under /user/<id>/');
+    await quietEngine();
 
     const context = await browser!.newContext({ viewport: { width: 1100, height: 700 } });
     const page = await context.newPage();

@@ -59,8 +59,8 @@ function measure({ PoolCore, DEFAULT_LIMITS }: PoolModule, claimed: number): num
 }
 
 const loadAtStart = noteLoad('at the start');
-for (const [, module] of before ? [['', ours] as const, ['', before] as const] : [['', ours] as const]) measure(module, counts[0]!); // the JIT, before any round counts
 const peers: [string, PoolModule][] = before ? [['ours', ours], ['before', before]] : [['ours', ours]];
+for (const [, module] of peers) measure(module, counts[0]!); // the JIT, before any round counts
 const perRound: Record<string, Record<number, number[]>> = Object.fromEntries(peers.map(([name]) => [name, Object.fromEntries(counts.map((n) => [n, []]))]));
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 === 0 ? counts : [...counts].reverse();

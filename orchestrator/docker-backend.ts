@@ -322,8 +322,9 @@ export class DockerBackend implements ContainerBackend {
   async markClaimed(containerId: string): Promise<void> {
     const container = this.docker.getContainer(containerId);
     const name = this.names.get(containerId) ?? (await container.inspect()).Name.replace(/^\//, '');
-    if (!name.endsWith(CLAIMED_SUFFIX)) await container.rename({ name: name + CLAIMED_SUFFIX });
-    this.names.set(containerId, name.endsWith(CLAIMED_SUFFIX) ? name : name + CLAIMED_SUFFIX);
+    const claimedName = name.endsWith(CLAIMED_SUFFIX) ? name : name + CLAIMED_SUFFIX;
+    if (claimedName !== name) await container.rename({ name: claimedName });
+    this.names.set(containerId, claimedName);
   }
 
   async exec(containerId: string, cmd: string[], env: string[], timeoutMs: number): Promise<ExecResult> {

@@ -8,7 +8,8 @@
  * Visitors who find no warm container wait in one FIFO queue per pool, bounded in total length.
  */
 
-export type ContainerState = 'starting' | 'warm' | 'claimed' | 'removing';
+const CONTAINER_STATES = ['starting', 'warm', 'claimed', 'removing'] as const;
+export type ContainerState = (typeof CONTAINER_STATES)[number];
 
 export interface PoolContainer {
   /** The visitor-facing id (nanoid): route `/user/<id>`, chosen when the container is created. */
@@ -498,14 +499,14 @@ export class PoolCore {
       refillPaused: false,
     };
     if (pool.backoffUntil > now) f.backoffUntil = pool.backoffUntil;
-    for (const state of ['starting', 'warm', 'claimed', 'removing'] as const) f[state] = pool.byState[state].size;
+    for (const state of CONTAINER_STATES) f[state] = pool.byState[state].size;
     f.refillPaused = f.warm < f.size && this.refillPaused(pool, f.warm, now);
     return f;
   }
 
   totals(): { warm: number; claimed: number; starting: number; removing: number; waiting: number } {
     const t = { warm: 0, claimed: 0, starting: 0, removing: 0, waiting: this.waiting };
-    for (const pool of this.pools.values()) for (const state of ['starting', 'warm', 'claimed', 'removing'] as const) t[state] += pool.byState[state].size;
+    for (const pool of this.pools.values()) for (const state of CONTAINER_STATES) t[state] += pool.byState[state].size;
     return t;
   }
 }

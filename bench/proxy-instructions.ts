@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addRoutes, forEachLimited, httpRequest, keepAliveAgent } from './lib/http.js';
 import { startNginxUpstream } from './lib/nginx.js';
-import { chpBin, nbpoolBin, proxyToken, startTinyServer } from './lib/peers.js';
+import { chpBin, launcherNodeArgs, nbpoolBin, proxyToken, startTinyServer } from './lib/peers.js';
 import { freePort, startProc, waitListening } from './lib/procs.js';
 import { runWsLoad } from './lib/ws-load.js';
 
@@ -39,7 +39,8 @@ try {
     const port = await freePort();
     const apiPort = await freePort();
     const flags = ['--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort), '--default-target', 'http://127.0.0.1:1', '--log-level', 'warn'];
-    const program = peer === 'CHP 5.3' ? [chpBin, ...flags] : [peer === 'before' ? join(before!, 'bin', 'nbpool.js') : nbpoolBin, 'proxy', ...flags];
+    const bin = peer === 'before' ? join(before!, 'bin', 'nbpool.js') : nbpoolBin;
+    const program = peer === 'CHP 5.3' ? [chpBin, ...flags] : [...launcherNodeArgs(bin), bin, 'proxy', ...flags];
     const proc = startProc(peer, 'valgrind', ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${dir}/cg.%p`, process.execPath, ...program], { CONFIGPROXY_AUTH_TOKEN: proxyToken });
     try {
       await waitListening(proc, port, 120_000);

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nbpoolBin, ourProgramExists, repoRoot } from './lib/peers.js';
+import { nbpoolBin, ourNodeArgs, ourProgramExists, repoRoot } from './lib/peers.js';
 import { freePort, startProc, waitListening, type Proc } from './lib/procs.js';
 import { defaultRedirectSettings, runRedirectBench, type RedirectorPeer } from './lib/redirect-run.js';
 import { startStandInNode, type StandInNode } from './lib/standin-nodes.js';
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     const port = await freePort();
     const adminPort = await freePort();
     const ours = startProc('ours', process.execPath, [
-      nbpoolBin, 'redirector', '--ip', '127.0.0.1', '--port', String(port), '--admin-ip', '127.0.0.1', '--admin-port', String(adminPort),
+      ...ourNodeArgs, nbpoolBin, 'redirector', '--ip', '127.0.0.1', '--port', String(port), '--admin-ip', '127.0.0.1', '--admin-port', String(adminPort),
       ...nodes.flatMap((n) => ['--node', n.url]), '--stats-period', String(settings.statsPeriod), '--stats-timeout', '1',
       '--state-store', 'memory:', '--log-level', 'warn',
     ], { ADMIN_AUTH_TOKEN: 'bench' });

@@ -151,7 +151,8 @@ function responseRewrite(req: IncomingMessage, route: ForwardRoute, options: For
   const prefix = route.stripPrefix ? visiblePrefix(route.prefix, options.hostRouting) : undefined;
   const crossSiteCookies = visitorOnHttps(req, options);
   if (prefix === undefined && !crossSiteCookies) return undefined;
-  return { prefix, targetHost: route.target.host, crossSiteCookies };
+  const origin = route.target.origin;
+  return { prefix, targetHost: origin.slice(origin.indexOf('//') + 2), crossSiteCookies };
 }
 
 /** The headers sent to the target: hop-by-hop ones dropped, X-Forwarded-* and custom ones added. */
@@ -261,7 +262,7 @@ class UpstreamConnections {
   constructor(private readonly timeoutMs: number) {}
 
   take(target: Target): { origin: string; client: Client } {
-    const origin = `${target.https ? 'https' : 'http'}://${target.host}`;
+    const origin = target.origin;
     const client = this.idle.get(origin)?.pop();
     if (client !== undefined) return { origin, client };
     const fresh = new Client(origin, { connect: this.connect, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });

@@ -18,8 +18,12 @@ import { cleanPath, RouteTable } from './route-table.js';
 /** Where a route sends its traffic, parsed once when the route is added. */
 export interface Target {
   href: string;
-  /** `host[:port]` as a URL shows it (port only when not the default), for recognising the target's own redirects. */
-  host: string;
+  /**
+   * `scheme://host[:port]` (port only when not the default): the key of the target's kept-alive
+   * connections, and its host part recognises the target's own redirects. The same string as
+   * `href` when the target has no path, as most have: one string fewer per route.
+   */
+  origin: string;
   https: boolean;
   /** Without IPv6 brackets, as node:http wants it. */
   hostname: string;
@@ -66,7 +70,7 @@ export function parseTarget(value: unknown): Target {
   const path = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname;
   return {
     href: text,
-    host: url.host,
+    origin: url.origin === text ? text : url.origin,
     https,
     hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
     port: url.port === '' ? (https ? 443 : 80) : Number(url.port),
@@ -176,21 +180,20 @@ export class RouteService {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unwatch: Unsubscribe[] = [];
   private closed = false;
+  /** No shared store: the in-memory table is the only copy (the default, and every route of `nbpool up`). */
+  private readonly tableOnly: boolean;
 
   private constructor(
     private readonly store: RecordStore<RouteData>,
     /** last_activity by route path, written by the coalesced flush only. */
     private readonly activity: RecordStore<ActivityRecord>,
     private readonly options: RouteServiceOptions,
-  ) {}
+  ) {
+    this.tableOnly = store instanceof TableOnlyStore;
+  }
 
   static async open(storeUrl: string | undefined, options: RouteServiceOptions): Promise<RouteService> {
-    if (isMemory(storeUrl)) {
-      const service = new RouteService(new TableOnlyStore(), new TableOnlyStore(), options);
-      // Even with nothing to write, the flush is what empties the list of touched routes.
-      service.every(options.activityFlushMs, () => service.flushActivity());
-      return service;
-    }
+    if (isMemory(storeUrl)) return new RouteService(new TableOnlyStore(), new TableOnlyStore(), options);
     const store = await openStore<RouteData>(storeUrl, 'routes');
     let activity: RecordStore<ActivityRecord> | undefined;
     try {
@@ -241,8 +244,8 @@ export class RouteService {
    * A change written through to the shared store, bounded by its timeout. With none (the table is
    * the store) nothing is built or waited for: that is every claim of `nbpool up`.
    */
-  private toStore<T>(call: () => Promise<T>, tableOnly: T): Promise<T> | T {
-    return this.store instanceof TableOnlyStore ? tableOnly : storeCall(call);
+  private toStore<T>(call: () => Promise<T>, withoutStore: T): Promise<T> | T {
+    return this.tableOnly ? withoutStore : storeCall(call);
   }
 
   /** The hot path: the route for a request, by its decoded path (and host with host routing). */
@@ -250,10 +253,14 @@ export class RouteService {
     return this.table.match(path)?.value;
   }
 
-  /** Records traffic on a route; written to the store at the next flush. */
+  /**
+   * Records traffic on a route; written to a shared store at the next flush. With none, the table
+   * is all there is to update: listing a touched route for a flush would only cost every request
+   * to a route not yet touched (most of them, with 100,000 routes) a push and a date string.
+   */
   touch(entry: RouteEntry, now = Date.now()): void {
     entry.lastActivity = now;
-    if (!entry.dirty) {
+    if (!entry.dirty && !this.tableOnly) {
       entry.dirty = true;
       this.dirty.push(entry);
     }

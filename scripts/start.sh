@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure.sh deps docker jupyter
-exec node bin/nbpool.js up "$@"
+# Run through its own first line, so with the node flags every nbpool program runs with.
+exec bin/nbpool.js up "$@"

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { freePort, waitFor } from './helpers/net.js';
 
 const run = promisify(execFile);
 const bin = new URL('../bin/nbpool.js', import.meta.url).pathname;
@@ -52,5 +54,28 @@ test('nbpool up takes every option of the proxy and of the orchestrator, but tho
   const { stdout } = await nbpool('up', '--help');
   for (const flag of ['--no-include-prefix', '--custom-header', '--error-path', '--error-target', '--host-routing', '--pid-file', '--ssl-ca', '--pool-size']) {
     assert.match(stdout, new RegExp(`^  ${flag}\\b`, 'm'), flag);
+  }
+});
+
+test('run as a program, bin/nbpool.js starts node with its flags, and the image runs node with the same ones', async () => {
+  // As npx, npm start and a global install run it: through its own first line, not `node bin/nbpool.js`.
+  const [port, apiPort] = [await freePort(), await freePort()];
+  const child = spawn(bin, ['proxy', '--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort), '--log-level', 'warn'], {
+    stdio: 'ignore',
+    env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: 'cli-test' },
+  });
+  try {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    // `env -S` replaces itself with node, so the child's pid is node's once the proxy answers.
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/_chp_healthz`)).ok || undefined, { timeoutMs: 15_000 });
+    const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const flags = argv.slice(1, argv.indexOf(bin));
+    assert.ok(flags.includes('--max-semi-space-size=8'), `node ran with ${JSON.stringify(argv)}`);
+    const entrypoint = /^ENTRYPOINT (.*)$/m.exec(readFileSync(new URL('../deploy/Dockerfile', import.meta.url), 'utf8'))?.[1];
+    assert.deepEqual(JSON.parse(entrypoint ?? 'null'), ['node', ...flags, '/app/bin/nbpool.js']);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  } finally {
+    child.kill('SIGKILL');
   }
 });

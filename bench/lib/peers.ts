@@ -11,8 +11,21 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..'
 /** BENCH_NBPOOL_ROOT measures another checkout's build (e.g. a branch not merged yet). */
 const nbpoolRoot = process.env.BENCH_NBPOOL_ROOT ?? repoRoot;
 export const nbpoolBin = join(nbpoolRoot, 'bin', 'nbpool.js');
-/** BENCH_NODE_ARGS: node flags for our programs only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
-export const ourNodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+/**
+ * The node flags a checkout's launcher runs its programs with: those on the first line of its
+ * bin/nbpool.js (`#!/usr/bin/env -S node FLAGS`). A bench starts our programs with `node` itself,
+ * so it must add them to measure what a user runs. An older build's launcher may have none.
+ */
+export function launcherNodeArgs(bin: string): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
+  const flags = /^#!\/usr\/bin\/env(?: -S)? node(?:\s+(.*))?$/.exec(first);
+  if (!flags) throw new Error(`${bin}: its first line does not start node (${JSON.stringify(first)})`);
+  return (flags[1] ?? '').split(/\s+/).filter(Boolean);
+}
+
+/** Node flags for our programs: the launcher's, then BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
+export const ourNodeArgs = [...launcherNodeArgs(nbpoolBin), ...(process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
 
 /** Which build of nbpool a bench starts, and with which node flags. */
 export interface OurBuild {
@@ -23,9 +36,10 @@ export interface OurBuild {
 /** The build BENCH_NBPOOL_ROOT names (this checkout by default), with BENCH_NODE_ARGS. */
 export const ourBuild: OurBuild = { bin: nbpoolBin, nodeArgs: ourNodeArgs };
 
-/** The build of the checkout at `root` (its dist/ built), started with `nodeArgs`. */
+/** The build of the checkout at `root` (its dist/ built), started with its launcher's flags and `nodeArgs`. */
 export function buildAt(root: string, nodeArgs: string[]): OurBuild {
-  return { bin: join(root, 'bin', 'nbpool.js'), nodeArgs };
+  const bin = join(root, 'bin', 'nbpool.js');
+  return { bin, nodeArgs: [...launcherNodeArgs(bin), ...nodeArgs] };
 }
 export const chpBin = join(repoRoot, 'node_modules', 'configurable-http-proxy', 'bin', 'configurable-http-proxy');
 

@@ -39,8 +39,11 @@ export interface RouteEntry {
   stripPrefix: boolean;
   /** Requests whose path (after the prefix) matches one of these don't count as activity (`"activity_ignore"`). */
   activityIgnore: RegExp[] | undefined;
-  /** The route's fields as the client stored them, without last_activity. */
-  data: Readonly<Record<string, unknown>>;
+  /**
+   * The route's other fields as the client stored them (not target, not last_activity); undefined
+   * when it stored none, as most clients do: one object fewer per route.
+   */
+  extra: Readonly<Record<string, unknown>> | undefined;
   /** Milliseconds since the epoch. */
   lastActivity: number;
   /** Set when lastActivity moved since the last flush. */
@@ -51,6 +54,18 @@ export interface RouteEntry {
 export const MAX_ROUTE_PATH = 2048;
 /** Largest route record (JSON bytes): one route must not be able to bloat GET /api/routes for everyone. */
 export const MAX_ROUTE_BYTES = 64 * 1024;
+
+/** Target host names by value, so the routes to one host (every container of a node) share one string. */
+const hostnames = new Map<string, string>();
+/** Past this many distinct hosts, new ones are simply not shared: a flood of them cannot grow the map. */
+const MAX_SHARED_HOSTNAMES = 1024;
+
+function sharedHostname(name: string): string {
+  const known = hostnames.get(name);
+  if (known !== undefined) return known;
+  if (hostnames.size < MAX_SHARED_HOSTNAMES) hostnames.set(name, name);
+  return name;
+}
 
 export function parseTarget(value: unknown): Target {
   if (typeof value !== 'string') throw new BadRequest("Must specify 'target' as string");
@@ -72,7 +87,7 @@ export function parseTarget(value: unknown): Target {
     href: text,
     origin: url.origin === text ? text : url.origin,
     https,
-    hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+    hostname: sharedHostname(url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname),
     port: url.port === '' ? (https ? 443 : 80) : Number(url.port),
     path,
   };
@@ -130,6 +145,13 @@ function sanitizeData(data: unknown): Record<string, unknown> {
   const copy = JSON.parse(text) as Record<string, unknown>;
   delete copy.last_activity;
   return copy;
+}
+
+/** A route's fields but target (kept as its Target's href), or undefined when there are none. */
+function extraFields(fields: Record<string, unknown>): Record<string, unknown> | undefined {
+  // Rest, not assignment: a field named __proto__ stays a plain field.
+  const { target: _target, ...extra } = fields;
+  return Object.keys(extra).length > 0 ? extra : undefined;
 }
 
 function isMemory(url: string | undefined): boolean {
@@ -270,9 +292,8 @@ export class RouteService {
     const prefix = checkPath(path);
     const fields = sanitizeData(data);
     const target = parseTarget(fields.target);
-    fields.target = target.href;
     if (this.options.hostRouting && prefix !== '/') fields.host = prefix.split('/')[1];
-    const entry: RouteEntry = { prefix, target, stripPrefix: fields.strip_prefix === true, activityIgnore: parseActivityIgnore(fields.activity_ignore), data: fields, lastActivity: Date.now(), dirty: false };
+    const entry: RouteEntry = { prefix, target, stripPrefix: fields.strip_prefix === true, activityIgnore: parseActivityIgnore(fields.activity_ignore), extra: extraFields(fields), lastActivity: Date.now(), dirty: false };
     await this.toStore(() => this.store.put(prefix, this.record(entry)), undefined);
     this.generation++;
     this.table.set(prefix, entry);
@@ -308,7 +329,7 @@ export class RouteService {
   }
 
   private record(entry: RouteEntry): RouteData {
-    return { ...entry.data, last_activity: new Date(entry.lastActivity).toISOString() } as RouteData;
+    return { target: entry.target.href, ...entry.extra, last_activity: new Date(entry.lastActivity).toISOString() };
   }
 
   /** A record from the store (another process, or our own earlier run) into an entry; undefined if unusable. */
@@ -318,7 +339,7 @@ export class RouteService {
       const target = previous !== undefined && previous.target.href === fields.target ? previous.target : parseTarget(fields.target);
       const stamp = Date.parse(String(record.last_activity));
       const lastActivity = Math.max(previous?.lastActivity ?? 0, Number.isFinite(stamp) ? stamp : 0) || Date.now();
-      return { prefix, target, stripPrefix: fields.strip_prefix === true, activityIgnore: parseActivityIgnore(fields.activity_ignore), data: fields, lastActivity, dirty: false };
+      return { prefix, target, stripPrefix: fields.strip_prefix === true, activityIgnore: parseActivityIgnore(fields.activity_ignore), extra: extraFields(fields), lastActivity, dirty: false };
     } catch (err) {
       this.options.log.warn({ prefix, err: (err as Error).message }, 'ignoring unusable route record in the store');
       return undefined;
@@ -341,7 +362,7 @@ export class RouteService {
       previous.target = entry.target;
       previous.stripPrefix = entry.stripPrefix;
       previous.activityIgnore = entry.activityIgnore;
-      previous.data = entry.data;
+      previous.extra = entry.extra;
       previous.lastActivity = entry.lastActivity;
     } else {
       this.table.set(prefix, entry);

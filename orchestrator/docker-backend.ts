@@ -209,6 +209,12 @@ export class DockerBackend implements ContainerBackend {
 
   async list(label: string, value: string): Promise<FoundContainer[]> {
     const infos = await this.docker.listContainers({ all: true, filters: { label: [`${label}=${value}`] } });
+    // The orchestrator lists by its instance label, which every container it starts carries: a
+    // name not listed is of a container gone behind our back (removed by hand, lost with the
+    // engine), which remove() never saw. Forgotten, so a long-running node's map stays bounded (a
+    // start racing this listing may lose its entry: its marker then reads the name first).
+    const listed = new Set(infos.map((info) => info.Id));
+    for (const id of this.names.keys()) if (!listed.has(id)) this.names.delete(id);
     return infos.map((info) => {
       const port = Number(info.Labels[this.portLabel] ?? 0);
       const running = info.State === 'running';

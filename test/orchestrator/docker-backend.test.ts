@@ -53,3 +53,16 @@ test('claim marker: the container is renamed <name>-claimed once, by the backend
   const listed = await new DockerBackend().list(label, run);
   assert.deepEqual(listed.map((c) => [c.name, c.claimed]).sort(), [[`${run}-foreign-claimed`, true], [`${run}-own-claimed`, true]]);
 });
+
+test('the names kept for claim markers forget a container removed behind the backend\'s back at the next listing', async () => {
+  const backend = new DockerBackend();
+  const [kept, gone] = await Promise.all([backend.start(spec('kept')), backend.start(spec('gone'))]);
+  const names = (backend as unknown as { names: Map<string, string> }).names;
+  assert.ok(names.has(gone.containerId));
+  await docker().getContainer(gone.containerId).remove({ force: true });
+  await backend.list(label, run);
+  assert.equal(names.has(gone.containerId), false);
+  assert.equal(names.get(kept.containerId), `${run}-kept`);
+  await backend.markClaimed(kept.containerId);
+  assert.equal(await engineName(kept.containerId), `${run}-kept-claimed`);
+});

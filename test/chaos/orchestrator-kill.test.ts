@@ -96,5 +96,9 @@ test(`nbpool up SIGKILLed amid a burst of ${BURST} claims: nobody handed a URL l
   assert.equal(leak, 0, 'no container leaked');
   assert.deepEqual(badRetries, []);
   assert.deepEqual(retriedUnserved, [], 'visitors who retried are served');
-  assert.equal(figures.claimed, handed.length + retried.length, 'every visitor counted claimed once');
+  // Every visitor with a URL is counted once. A claim is journaled before its answer is written,
+  // so one the kill cut between the two stays claimed for nobody (until culled as idle): at most
+  // one per visitor cut off, and counted, not leaked.
+  const unanswered = figures.claimed - (handed.length + retried.length);
+  assert.ok(unanswered >= 0 && unanswered <= cut, `claimed ${figures.claimed}: ${handed.length} handed before the kill, ${retried.length} on retry, ${cut} cut off`);
 });

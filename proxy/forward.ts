@@ -15,6 +15,7 @@ import { buildConnector, Client, errors as undiciErrors, type Dispatcher } from 
 import { BadRequest, HttpError } from '../shared/errors.js';
 import { rewriteResponseHeaders, type ResponseRewrite } from './response-rewrite.js';
 import type { Target } from './route-service.js';
+import { relay } from './socket-relay.js';
 import { ClientFrameScanner } from './ws-frames.js';
 
 /** The target answered something that cannot be passed on. */
@@ -204,20 +205,6 @@ export function relayedResponseHeaders(req: IncomingMessage, raw: readonly strin
   const rewrite = responseRewrite(req, route, options);
   if (rewrite !== undefined) rewriteResponseHeaders(out, rewrite, req.headers.host);
   return out;
-}
-
-/**
- * Copies `from` into `to` with back-pressure, `seen` looking at each chunk first: one 'data'
- * listener per socket, where pipe() plus an activity listener made two (and an emit over two
- * listeners copies the listener list on every chunk).
- */
-function relay(from: Duplex, to: Duplex, seen?: (chunk: Buffer) => void): void {
-  from.on('data', (chunk: Buffer) => {
-    seen?.(chunk);
-    if (!to.write(chunk)) from.pause();
-  });
-  to.on('drain', () => from.resume());
-  from.on('end', () => to.end());
 }
 
 /** What the proxy server needs of a forwarding engine. */

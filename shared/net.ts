@@ -1,18 +1,51 @@
 /** Network helpers shared by the programs and their tests. */
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { ConfigError } from './errors.js';
 
-/** A port free on 127.0.0.1 right now (for wiring processes whose address must be known first). */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Where freeLoopbackPort looks, up to the start of the kernel's ephemeral range. */
+const LOWEST_PICKED_PORT = 20000;
+
+/** The first port of the kernel's ephemeral range (Linux; 32768, its default, elsewhere). */
+export function ephemeralRangeStart(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 1024) return low;
+  } catch {
+    // not Linux: the default below
+  }
+  return 32768;
+}
+
+/** Listens on 127.0.0.1:port (0: any) and closes again; resolves the port, or undefined when it is taken. */
+function tryPort(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => {
+      const bound = (server.address() as AddressInfo).port;
+      server.close(() => resolve(bound));
     });
   });
+}
+
+/**
+ * A port free on 127.0.0.1 right now, for wiring processes whose address must be known before they
+ * listen. Picked below the kernel's ephemeral range: a port that listen(0) hands out comes from
+ * that range, where the local end of any outgoing connection (to Redis, to a container) may take it
+ * before its process binds it. A clean-clone CI run lost `nbpool up` to EADDRINUSE that way.
+ */
+export async function freeLoopbackPort(): Promise<number> {
+  const end = ephemeralRangeStart();
+  for (let attempt = 0; end - LOWEST_PICKED_PORT > 100 && attempt < 50; attempt++) {
+    const port = await tryPort(LOWEST_PICKED_PORT + Math.floor(Math.random() * (end - LOWEST_PICKED_PORT)));
+    if (port !== undefined) return port;
+  }
+  // No room below the range (an unusual ip_local_port_range), or all tried were taken.
+  const port = await tryPort(0);
+  if (port === undefined) throw new Error('no free port on 127.0.0.1');
+  return port;
 }
 
 /** host:port where a local client reaches a listening server (wildcard addresses become loopback). */

@@ -6,7 +6,7 @@ interface KernelMessage {
   channel?: string;
   header: { msg_type: string };
   parent_header: { msg_id?: string };
-  content: { name?: string; text?: string; ename?: string; evalue?: string };
+  content: { name?: string; text?: string; ename?: string; evalue?: string; execution_state?: string };
 }
 
 /**
@@ -32,13 +32,20 @@ export async function runInKernel(base: string, code: string, timeoutMs = 30_000
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     const msgId = randomUUID();
     let out = '';
+    // Done when the shell channel has the reply and iopub is idle again: the kernel sends output
+    // on iopub and the reply on shell, two sockets with no order between them, so the reply can
+    // come before the output (a clean-clone run read '' that way); iopub's idle follows all of it.
+    let replied = false;
+    let idle = false;
     const done = new Promise<string>((resolve, reject) => {
       ws.on('message', (data: Buffer) => {
         const msg = JSON.parse(data.toString()) as KernelMessage;
         if (msg.parent_header.msg_id !== msgId) return;
         if (msg.header.msg_type === 'stream' && msg.content.name === 'stdout') out += msg.content.text ?? '';
         if (msg.header.msg_type === 'error') reject(new Error(`${msg.content.ename}: ${msg.content.evalue}`));
-        if (msg.channel === 'shell' && msg.header.msg_type === 'execute_reply') resolve(out);
+        if (msg.channel === 'shell' && msg.header.msg_type === 'execute_reply') replied = true;
+        if (msg.channel === 'iopub' && msg.header.msg_type === 'status' && msg.content.execution_state === 'idle') idle = true;
+        if (replied && idle) resolve(out);
       });
       ws.once('close', () => reject(new Error('kernel channel closed')));
     });

@@ -72,7 +72,7 @@ type Pair<A extends string, B extends string> = Record<A | B, number> & { ratio:
  * `pairs` measurements of sides `a` and `b` back to back (which goes first alternates), one ratio
  * (a against b) a pair: both sides of a ratio see the machine at nearly the same moment.
  */
-async function inPairs<A extends string, B extends string>(a: A, b: B, measure: (side: A | B) => Promise<number>, unit: string, ratio: (a: number, b: number) => number = (x, y) => x / y): Promise<Array<Pair<A, B>>> {
+async function inPairs<A extends string, B extends string>(a: A, b: B, measure: (side: A | B) => Promise<number>, unit: string): Promise<Array<Pair<A, B>>> {
   const out: Array<Pair<A, B>> = [];
   for (let i = 0; i < pairs; i++) {
     const { value, load } = await withLoad(async () => {
@@ -81,7 +81,7 @@ async function inPairs<A extends string, B extends string>(a: A, b: B, measure: 
       const secondValue = await measure(second);
       return first === a ? { a: firstValue, b: secondValue } : { a: secondValue, b: firstValue };
     });
-    const r = ratio(value.a, value.b);
+    const r = value.a / value.b;
     out.push({ [a]: round(value.a, 2), [b]: round(value.b, 2), ratio: round(r, 3), load } as Pair<A, B>);
     say(`  pair ${i + 1}: ${a} ${round(value.a, 1)} ${unit}, ${b} ${round(value.b, 1)} ${unit}: ${r.toFixed(2)}x  ${describeLoad(load)}`);
   }

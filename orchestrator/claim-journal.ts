@@ -20,8 +20,10 @@ export class FileClaimJournal implements ClaimJournal {
   /** Kept open between claims: one write(2) a claim, not open, write and close. */
   private fd: number | undefined;
 
+  /** Opens (creating) the file now, so a path that cannot be written fails at start, not on a visitor's claim. */
   constructor(private readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
+    this.fd = openSync(path, 'a');
   }
 
   record(id: string): void {

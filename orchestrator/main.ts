@@ -6,7 +6,7 @@ import { HttpRouteTableClient } from '../shared/route-client.js';
 import { openBackend } from './backends.js';
 import { ADMIN_TOKEN_FILE, ensureToken, readKeptToken, ROUTE_API_TOKEN_FILE, statusPageLink } from '../shared/token.js';
 import { loadOrchestratorConfig, orchestratorHelp } from './config.js';
-import { startOrchestrator } from './server.js';
+import { openClaimJournal, startOrchestrator } from './server.js';
 
 /** How long a starting orchestrator waits for the proxy's REST API (they often start together). */
 const PROXY_WAIT_MS = 60_000;
@@ -45,9 +45,11 @@ export async function run(argv: string[]): Promise<void> {
   config.adminAuthToken = adminToken.token;
   // A proxy started from the same directory (`nbpool proxy`) keeps its route API token there.
   config.configproxyAuthToken ??= readKeptToken(ROUTE_API_TOKEN_FILE)?.token;
+  // Opened before the (possibly long) wait for the proxy, so a bad path is said at once.
+  const journal = openClaimJournal(config);
   const routes = new HttpRouteTableClient(config.configproxyEndpoint, config.configproxyAuthToken);
   await waitForProxy(routes, config.configproxyEndpoint, log);
-  const running = await startOrchestrator(config, { routes, log, backend });
+  const running = await startOrchestrator(config, { routes, log, backend, journal });
   process.stderr.write(`nbpool orchestrator: status page ${statusPageLink(running.adminUrl, adminToken, givenAdminToken)}\n`);
   onShutdown(log, () => running.close(), config.cleanupOnExit ? 130_000 : 15_000);
 }

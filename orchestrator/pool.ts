@@ -162,11 +162,17 @@ export class PoolCore {
   }
 
   list(filter?: { pool?: string; state?: ContainerState }): PoolContainer[] {
-    if (filter?.pool !== undefined && filter.state !== undefined) return [...(this.pools.get(filter.pool)?.byState[filter.state] ?? [])];
+    const state = filter?.state;
+    if (state !== undefined) {
+      // From the pools' sets: a node holding thousands of claimed containers lists its few warm ones without visiting them.
+      if (filter?.pool !== undefined) return [...(this.pools.get(filter.pool)?.byState[state] ?? [])];
+      const out: PoolContainer[] = [];
+      for (const pool of this.pools.values()) out.push(...pool.byState[state]);
+      return out;
+    }
     const out: PoolContainer[] = [];
     for (const c of this.containers.values()) {
       if (filter?.pool !== undefined && c.pool !== filter.pool) continue;
-      if (filter?.state !== undefined && c.state !== filter.state) continue;
       out.push(c);
     }
     return out;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type Koa from 'koa';
 import { Router, type RouterContext } from '@koa/router';
 import { BadRequest, ConfigError, Gone, NotFound, type HttpError } from '../shared/errors.js';
+import { withOptionFile } from '../shared/config.js';
 import { closeServer, listenOn } from '../shared/net.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
@@ -40,7 +41,7 @@ import {
 } from '../shared/web.js';
 import type { ContainerBackend } from './backend.js';
 import type { OrchestratorConfig, PoolConfig } from './config.js';
-import { FileClaimJournal } from './claim-journal.js';
+import { FileClaimJournal, type ClaimJournal } from './claim-journal.js';
 import { DockerBackend } from './docker-backend.js';
 import { HttpProbe } from './probe.js';
 import { InstanceTaken } from './instance-owner.js';
@@ -258,6 +259,14 @@ function adminApp(orch: Orchestrator, config: OrchestratorConfig, registry: Retu
   );
 }
 
+/**
+ * The claim journal at --claims-journal (default `.nbpool/claims-<instance>.log`), opened now: a
+ * path that cannot be written is one clear line at start, not a failed claim later.
+ */
+export function openClaimJournal(config: Pick<OrchestratorConfig, 'claimsJournal' | 'instance'>): ClaimJournal {
+  return withOptionFile('--claims-journal', config.claimsJournal ?? join('.nbpool', `claims-${config.instance}.log`), (file) => new FileClaimJournal(file));
+}
+
 /** Sole ownership of the instance on the engine, or one clear line saying who has it. */
 async function acquireInstance(backend: ContainerBackend, instance: string): Promise<() => Promise<void>> {
   try {
@@ -274,17 +283,19 @@ async function acquireInstance(backend: ContainerBackend, instance: string): Pro
  */
 export async function startOrchestrator(
   config: OrchestratorConfig,
-  deps: { routes: RouteTableClient; log: Logger; backend?: ContainerBackend },
+  deps: { routes: RouteTableClient; log: Logger; backend?: ContainerBackend; journal?: ClaimJournal },
 ): Promise<RunningOrchestrator> {
   const registry = createRegistry('orchestrator');
   const backend = deps.backend ?? new DockerBackend();
+  // Before the instance is taken: a journal path that cannot be written stops the start with nothing to undo.
+  const journal = deps.journal ?? openClaimJournal(config);
   const release = await acquireInstance(backend, config.instance);
   const orch = new Orchestrator(config, {
     routes: deps.routes,
     log: deps.log,
     backend,
     probe: new HttpProbe(),
-    journal: new FileClaimJournal(config.claimsJournal ?? join('.nbpool', `claims-${config.instance}.log`)),
+    journal,
     registry,
     version: VERSION,
   });

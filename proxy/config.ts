@@ -1,5 +1,7 @@
 /** `nbpool proxy` options: configurable-http-proxy's flag names and defaults, plus ours. */
-import { parseConfig, type ConfigValues, type OptionSpecs } from '../shared/config.js';
+import { readFileSync } from 'node:fs';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { parseConfig, withOptionFile, type ConfigValues, type OptionSpecs } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
 import { trustedProxies } from './trusted-proxies.js';
@@ -95,6 +97,26 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
     apiPort: apiPort ?? (options.port === 0 ? 0 : options.port + 1),
     customHeaders: parseCustomHeaders(customHeader),
   };
+}
+
+/**
+ * The public port's TLS material, read and checked at start: a missing file or a key that does not
+ * fit its certificate is one clear line naming the option, not a stack trace (or a port that fails
+ * every handshake). Undefined when the port speaks plain HTTP.
+ */
+export function loadTls(config: Pick<ProxyOptions, 'sslKey' | 'sslCert' | 'sslCa'>): SecureContextOptions | undefined {
+  if (config.sslKey === undefined || config.sslCert === undefined) return undefined;
+  const tls: SecureContextOptions = {
+    key: withOptionFile('--ssl-key', config.sslKey, (file) => readFileSync(file)),
+    cert: withOptionFile('--ssl-cert', config.sslCert, (file) => readFileSync(file)),
+    ca: config.sslCa === undefined ? undefined : withOptionFile('--ssl-ca', config.sslCa, (file) => readFileSync(file)),
+  };
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new ConfigError(`--ssl-key ${config.sslKey} with --ssl-cert ${config.sslCert}${config.sslCa ? ` and --ssl-ca ${config.sslCa}` : ''}: not a usable key and certificate (${(err as Error).message})`);
+  }
+  return tls;
 }
 
 export function parseProxyArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env) {

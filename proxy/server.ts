@@ -20,7 +20,7 @@ import { createRegistry } from '../shared/metrics.js';
 import type { RouteTableClient } from '../shared/types.js';
 import { apiApp, methodNotAllowed, metricsRoute, notFound, serverFor } from '../shared/web.js';
 import { routesApi } from './api.js';
-import type { ProxyConfig } from './config.js';
+import { loadTls, type ProxyConfig } from './config.js';
 import { NodeForwarder, type Forwarder, type ForwardHooks } from './forward.js';
 import { createProxyMetrics } from './metrics.js';
 import { ignoresActivity, LocalRouteTableClient, parseTarget, RouteService, type RouteEntry } from './route-service.js';
@@ -174,7 +174,8 @@ function metricsOnly(registry: Registry, log: Logger): Server {
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
-  const tls = config.sslKey !== undefined && config.sslCert !== undefined;
+  const tlsOptions = loadTls(config);
+  const tls = tlsOptions !== undefined;
   const service = await RouteService.open(config.storageBackend, {
     hostRouting: config.hostRouting,
     activityFlushMs: config.activityFlushMs,
@@ -281,10 +282,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   };
 
   const publicServer: Server = tls
-    ? createHttpsServer(
-        { key: readFileSync(config.sslKey!), cert: readFileSync(config.sslCert!), ca: config.sslCa ? readFileSync(config.sslCa) : undefined },
-        onRequest,
-      )
+    ? createHttpsServer(tlsOptions, onRequest)
     : createHttpServer(onRequest);
   publicServer.keepAliveTimeout = config.keepAliveTimeout;
   publicServer.headersTimeout = Math.max(60_000, config.keepAliveTimeout + 1000);

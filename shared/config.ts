@@ -123,13 +123,37 @@ function convert(key: string, spec: OptionSpec, raw: unknown, source: string): u
   }
 }
 
-function readConfigFile(path: string): Record<string, unknown> {
-  let text: string;
+/** Why a file an option names cannot be used, in words ("no such file or directory"). */
+function fileProblem(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const words: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EISDIR: 'is a directory',
+    ENOTDIR: 'a part of the path is not a directory',
+    EEXIST: 'a part of the path is not a directory',
+    EROFS: 'read-only file system',
+  };
+  return (e.code && words[e.code]) ?? e.message;
+}
+
+/**
+ * Runs `work` on a file that option `option` names (reads it, writes it, opens it): a failure is a
+ * ConfigError naming the option, the path and why, so a wrong path stops the program with one line
+ * at start instead of a stack trace.
+ */
+export function withOptionFile<T>(option: string, path: string, work: (path: string) => T): T {
   try {
-    text = readFileSync(path, 'utf8');
+    return work(path);
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${option} ${path}: ${fileProblem(err)}`);
   }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  const text = withOptionFile('--config', path, (file) => readFileSync(file, 'utf8'));
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -1,11 +1,12 @@
 /** Process lifecycle: the PID file, and graceful shutdown on SIGTERM or SIGINT. */
 import { rmSync, writeFileSync } from 'node:fs';
+import { withOptionFile } from './config.js';
 import type { Logger } from './log.js';
 
 /** Writes our PID to `path` (when one is given) and returns what removes it again. */
 export function writePidFile(path: string | undefined): () => void {
   if (!path) return () => {};
-  writeFileSync(path, `${process.pid}\n`);
+  withOptionFile('--pid-file', path, (file) => writeFileSync(file, `${process.pid}\n`));
   return () => rmSync(path, { force: true });
 }
 

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort, waitFor } from './helpers/net.js';
+import { selfSignedCert } from './proxy/helpers.js';
 
 const run = promisify(execFile);
 const bin = new URL('../bin/nbpool.js', import.meta.url).pathname;
@@ -77,5 +80,32 @@ test('run as a program, bin/nbpool.js starts node with its flags, and the image 
     assert.equal(await exited, 0);
   } finally {
     child.kill('SIGKILL');
+  }
+});
+
+test('a file an option names that cannot be used is one line naming the option, exit code 2, never a stack trace', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nbpool-cli-'));
+  const notPem = join(dir, 'not.pem');
+  writeFileSync(notPem, '-----BEGIN PRIVATE KEY-----\n');
+  const [one, other] = [selfSignedCert(), selfSignedCert()];
+  const listen = ['--ip', '127.0.0.1', '--port', '0', '--api-ip', '127.0.0.1', '--api-port', '0', '--log-level', 'error'];
+  const cases: [string[], RegExp][] = [
+    [['proxy', ...listen, '--ssl-key', join(dir, 'missing.key'), '--ssl-cert', one.cert], /^nbpool proxy: --ssl-key \S+missing\.key: no such file or directory$/],
+    [['proxy', ...listen, '--ssl-key', one.key, '--ssl-cert', dir], /^nbpool proxy: --ssl-cert \S+: is a directory$/],
+    [['proxy', ...listen, '--ssl-key', notPem, '--ssl-cert', notPem], /^nbpool proxy: --ssl-key \S+ with --ssl-cert \S+: not a usable key and certificate \(.*PEM.*\)$/],
+    // Each file fine alone, but the key is not the certificate's.
+    [['proxy', ...listen, '--ssl-key', one.key, '--ssl-cert', other.cert], /^nbpool proxy: --ssl-key .*: not a usable key and certificate \(.*mismatch.*\)$/],
+    [['proxy', ...listen, '--pid-file', join(dir, 'no', 'such', 'dir', 'pid')], /^nbpool proxy: --pid-file \S+: no such file or directory$/],
+    [['up', ...listen, '--ssl-key', join(dir, 'missing.key'), '--ssl-cert', one.cert], /^nbpool up: --ssl-key \S+: no such file or directory$/],
+    // A journal under a regular file: said before the orchestrator waits for any proxy.
+    [['orchestrator', '--configproxy-endpoint', 'http://127.0.0.1:9', '--claims-journal', join(notPem, 'claims.log')], /^nbpool orchestrator: --claims-journal \S+: a part of the path is not a directory$/],
+    [['up', ...listen, '--pool-size', '1', '--claims-journal', join(notPem, 'claims.log')], /^nbpool up: --claims-journal \S+: a part of the path is not a directory$/],
+  ];
+  for (const [argv, message] of cases) {
+    const { code, stderr } = await nbpool(...argv);
+    const lines = stderr.split('\n').filter((line) => line !== '' && !line.startsWith('{'));
+    assert.equal(code, 2, `${argv.join(' ')}: ${stderr}`);
+    assert.equal(lines.length, 1, `one line, no stack trace: ${stderr}`);
+    assert.match(lines[0]!, message);
   }
 });

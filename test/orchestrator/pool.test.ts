@@ -275,6 +275,9 @@ test('figures, totals, claims and plans agree with a plain count over every cont
         totals[s] += counted.length;
       }
     }
+    for (const s of ['starting', 'warm', 'claimed', 'removing'] as const) {
+      assert.deepEqual(new Set(core.list({ state: s })), new Set(everything.filter((c) => c.state === s)), `step ${step}: list of every pool's ${s}`);
+    }
     const { waiting: _, ...got } = core.totals();
     assert.deepEqual(got, totals, `step ${step}: totals`);
     const active = everything.filter((c) => c.state !== 'removing').length;

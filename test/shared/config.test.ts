@@ -57,7 +57,7 @@ test('every kind of bad input is one clear ConfigError', () => {
     [['--ratio', '2'], /--ratio: must be at most 1/],
     [['--base-path', 'x'], /--base-path: must start with \//],
     [['--no-x-forward=maybe'], /true or false/],
-    [['--config', '/nonexistent/file.json'], /cannot read config file/],
+    [['--config', '/nonexistent/file.json'], /^--config \/nonexistent\/file.json: no such file or directory$/],
   ];
   for (const [argv, message] of bad) {
     assert.throws(() => parseConfig(specs, argv, {}), (err: unknown) => err instanceof ConfigError && message.test(err.message), argv.join(' '));

@@ -17,6 +17,7 @@ import { closeServer, listenOn } from '../shared/net.js';
 import { decodePath } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
+import { redactedStoreUrl } from '../shared/store.js';
 import type { RouteTableClient } from '../shared/types.js';
 import { apiApp, methodNotAllowed, metricsRoute, notFound, serverFor } from '../shared/web.js';
 import { routesApi } from './api.js';
@@ -311,7 +312,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     }
     const publicUrl = `${tls ? 'https' : 'http'}://${publicAddress}`;
     const apiUrl = `http://${apiAddress}`;
-    log.info({ publicUrl, apiUrl, metricsUrl, routes: service.size, storage: config.storageBackend.replace(/\/\/[^@/]*@/, '//***@') }, 'proxy listening');
+    log.info({ publicUrl, apiUrl, metricsUrl, routes: service.size, storage: redactedStoreUrl(config.storageBackend) }, 'proxy listening');
 
     let closing: Promise<void> | undefined;
     return {

@@ -14,6 +14,7 @@ import { affinityCookie, readCookie } from '../shared/cookies.js';
 import { clientAddress, trustedProxies } from '../shared/client-address.js';
 import { CLIENT_LIMIT_REASONS } from '../shared/types.js';
 import { statusPageHtml, type StatusSample } from '../shared/status-page.js';
+import { redactedStoreUrl } from '../shared/store.js';
 import { createRegistry } from '../shared/metrics.js';
 import { VERSION } from '../shared/version.js';
 import {
@@ -281,7 +282,7 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     history.sent = 0;
   }, HISTORY_INTERVAL_MS);
   sampler.unref();
-  log.info({ url, adminUrl, nodes: registry.list().length, store: config.stateStore }, 'redirector listening');
+  log.info({ url, adminUrl, nodes: registry.list().length, store: redactedStoreUrl(config.stateStore) }, 'redirector listening');
 
   let closing: Promise<void> | undefined;
   return {

@@ -30,11 +30,26 @@ export interface RecordStore<T> {
   close(): Promise<void>;
 }
 
+/** How long a shared store that does not answer yet is retried at start, by default. */
+export const STORE_STARTUP_WAIT_MS = 15_000;
+
+/** A store URL fit for a log line: a password in it (redis://:secret@host) is masked. */
+export function redactedStoreUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+export interface OpenStoreOptions {
+  /** How long a shared backend that does not answer yet is retried before it is a clear error. */
+  startupWaitMs?: number;
+  /** Told once, at the first failed attempt, why the backend does not answer yet (so the operator is not left with silence). */
+  waiting?: (reason: string) => void;
+}
+
 /**
  * Opens the store named by `url`, holding the records of `namespace` (e.g. `routes`). A shared
  * backend that does not answer yet is retried for `startupWaitMs`, then it is a clear error.
  */
-export async function openStore<T>(url: string | undefined, namespace: string, { startupWaitMs = 15_000 } = {}): Promise<RecordStore<T>> {
+export async function openStore<T>(url: string | undefined, namespace: string, { startupWaitMs = STORE_STARTUP_WAIT_MS, waiting }: OpenStoreOptions = {}): Promise<RecordStore<T>> {
   const spec = url && url !== '' ? url : 'memory:';
   if (spec === 'memory' || spec === 'memory:') {
     const { MemoryStore } = await import('./stores/memory.js');
@@ -46,7 +61,7 @@ export async function openStore<T>(url: string | undefined, namespace: string, {
   }
   if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
     const { RedisStore } = await import('./stores/redis.js');
-    return RedisStore.open<T>(spec, namespace, startupWaitMs);
+    return RedisStore.open<T>(spec, namespace, startupWaitMs, waiting);
   }
   throw new ConfigError(`unknown store ${JSON.stringify(spec)}: use memory:, file:///path or redis://host:port`);
 }

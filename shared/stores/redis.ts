@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createClient } from 'redis';
 import { ConfigError } from '../errors.js';
-import type { RecordStore, Unsubscribe } from '../store.js';
+import { redactedStoreUrl, type RecordStore, type Unsubscribe } from '../store.js';
 
-function newClient(url: string, startupWaitMs: number) {
+function newClient(url: string, startupWaitMs: number, waiting?: (reason: string) => void) {
   let connected = false;
+  let told = false;
   const giveUpAt = Date.now() + startupWaitMs;
   const client = createClient({
     url,
@@ -15,8 +16,13 @@ function newClient(url: string, startupWaitMs: number) {
       connectTimeout: 5000,
       // Reconnect forever once we have been connected. Before that, retry only for a bounded
       // start-up wait (Redis often starts beside us), so a wrong URL is one clear error, not a hang.
-      reconnectStrategy: (retries: number, cause: Error) =>
-        connected ? Math.min(retries * 100, 2000) : Date.now() < giveUpAt ? Math.min(100 + retries * 100, 1000) : cause,
+      reconnectStrategy: (retries: number, cause: Error) => {
+        if (connected) return Math.min(retries * 100, 2000);
+        if (Date.now() >= giveUpAt) return cause;
+        if (!told) waiting?.(cause.message);
+        told = true;
+        return Math.min(100 + retries * 100, 1000);
+      },
     },
   });
   client.on('ready', () => {
@@ -82,14 +88,14 @@ export class RedisStore<T> implements RecordStore<T> {
     this.restores.push(records);
   }
 
-  static async open<T>(url: string, namespace: string, startupWaitMs: number): Promise<RedisStore<T>> {
-    const client = newClient(url, startupWaitMs);
+  static async open<T>(url: string, namespace: string, startupWaitMs: number, waiting?: (reason: string) => void): Promise<RedisStore<T>> {
+    const client = newClient(url, startupWaitMs, waiting);
     // Without a listener node-redis would throw on every connection error; it reconnects by itself.
     client.on('error', () => {});
     try {
       await client.connect();
     } catch (err) {
-      throw new ConfigError(`cannot connect to Redis at ${url}: ${(err as Error).message}`);
+      throw new ConfigError(`cannot connect to Redis at ${redactedStoreUrl(url)}: ${(err as Error).message}`);
     }
     const store = new RedisStore<T>(client, `nbpool:${namespace}`);
     store.runId = await store.serverRunId();

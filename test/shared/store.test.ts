@@ -71,12 +71,18 @@ describe('record stores', () => {
   test('unknown store URLs and unreachable Redis are clear errors', async () => {
     await assert.rejects(openStore('mongo://x', 'r'), /unknown store "mongo:\/\/x"/);
     await assert.rejects(openStore('redis://127.0.0.1:1', 'r', { startupWaitMs: 300 }), /cannot connect to Redis at redis:\/\/127.0.0.1:1/);
+    // A password in the URL never reaches the message.
+    await assert.rejects(openStore('redis://:hunter2@127.0.0.1:1', 'r', { startupWaitMs: 300 }), (err: Error) => /at redis:\/\/\*\*\*@127.0.0.1:1/.test(err.message) && !err.message.includes('hunter2'));
   });
 
   test('a Redis that starts a moment after us is waited for', async () => {
     const late = await startRedis({ delayMs: 1500 });
     try {
-      const store = await openStore<Rec>(late.url, 'late');
+      // The operator hears why at the first failed attempt, once, not after the wait.
+      const reasons: string[] = [];
+      const store = await openStore<Rec>(late.url, 'late', { waiting: (reason) => reasons.push(reason) });
+      assert.equal(reasons.length, 1, `told once: ${JSON.stringify(reasons)}`);
+      assert.match(reasons[0]!, /ECONNREFUSED/);
       await store.put('/x', { target: 'http://x' });
       assert.deepEqual(await store.get('/x'), { target: 'http://x' });
       await store.close();

@@ -168,7 +168,8 @@ function publicApp(orch: Orchestrator, tickets: TicketDesk, config: Orchestrator
   api.post('/api/spawn', jsonBody({ limit: BODY_LIMIT, emptyIsObject: true }), async (ctx) => {
     const body = ctx.request.body!;
     if (body.path !== undefined && typeof body.path !== 'string') throw new BadRequest('"path" must be a string');
-    const pool = typeof body.pool === 'string' ? body.pool : (new URLSearchParams(ctx.querystring).get('pool') ?? undefined);
+    if (body.pool !== undefined && typeof body.pool !== 'string') throw new BadRequest('"pool" must be a string: a pool\'s name');
+    const pool = (body.pool as string | undefined) ?? new URLSearchParams(ctx.querystring).get('pool') ?? undefined;
     const context: ClaimContext = { path: body.path ? safePath(body.path as string) : '', query: ctx.querystring, client: clientOf(ctx) };
     const claim = await orch.claimOrWait(pool, context, config.spawnWait * 1000);
     ctx.body = { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) };

@@ -81,6 +81,12 @@ test('POST /api/spawn answers JSON with and without trailing slash; CORS', async
   assert.equal(wrong.status, 405);
   const bad = await http(`${node.proxy.url}/api/spawn`, { method: 'POST', body: '{"pool":' });
   assert.equal(bad.status, 400);
+  // A pool named by something other than a string is refused, not read as the default pool.
+  for (const pool of [5, null, ['default'], { name: 'default' }]) {
+    const wrongType = await http(`${node.proxy.url}/api/spawn`, { method: 'POST', body: JSON.stringify({ pool }) });
+    assert.equal(wrongType.status, 400, JSON.stringify(pool));
+    assert.match(JSON.parse(wrongType.body).message, /"pool" must be a string/);
+  }
   const unknown = await http(`${node.proxy.url}/api/spawn?pool=nope`, { method: 'POST' });
   assert.equal(unknown.status, 404);
   assert.match(JSON.parse(unknown.body).message, /no pool named "nope"/);

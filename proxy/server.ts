@@ -3,7 +3,7 @@
  * port, all over one RouteService. `startProxy` is what `nbpool proxy` runs and what `nbpool up`
  * embeds (it then drives routes in-process through `routes`, with no network hop).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, STATUS_CODES, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
@@ -11,12 +11,13 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { Router } from '@koa/router';
-import { BadRequest, HttpError } from '../shared/errors.js';
+import { BadRequest, ConfigError, HttpError } from '../shared/errors.js';
 import { escapeHtml } from '../shared/html.js';
 import { closeServer, listenOn } from '../shared/net.js';
 import { decodePath } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
 import { createRegistry } from '../shared/metrics.js';
+import { withOptionFile } from '../shared/config.js';
 import { redactedStoreUrl } from '../shared/store.js';
 import type { RouteTableClient } from '../shared/types.js';
 import { apiApp, methodNotAllowed, metricsRoute, notFound, serverFor } from '../shared/web.js';
@@ -63,7 +64,15 @@ class ErrorPages {
     private readonly errorTarget: string | undefined,
     private readonly errorPath: string | undefined,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // A mistyped --error-path would otherwise serve the built-in pages without a word.
+    if (errorPath !== undefined) {
+      withOptionFile('--error-path', errorPath, (dir) => {
+        if (!statSync(dir).isDirectory()) throw new ConfigError(`--error-path ${dir}: not a directory`);
+        readdirSync(dir);
+      });
+    }
+  }
 
   private file(code: number): Buffer | undefined {
     if (!this.errorPath) return undefined;

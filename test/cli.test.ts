@@ -96,6 +96,9 @@ test('a file an option names that cannot be used is one line naming the option, 
     // Each file fine alone, but the key is not the certificate's.
     [['proxy', ...listen, '--ssl-key', one.key, '--ssl-cert', other.cert], /^nbpool proxy: --ssl-key .*: not a usable key and certificate \(.*mismatch.*\)$/],
     [['proxy', ...listen, '--pid-file', join(dir, 'no', 'such', 'dir', 'pid')], /^nbpool proxy: --pid-file \S+: no such file or directory$/],
+    // A mistyped directory of error pages would otherwise serve the built-in ones without a word.
+    [['proxy', ...listen, '--error-path', join(dir, 'pages')], /^nbpool proxy: --error-path \S+pages: no such file or directory$/],
+    [['proxy', ...listen, '--error-path', notPem], /^nbpool proxy: --error-path \S+: not a directory$/],
     [['up', ...listen, '--ssl-key', join(dir, 'missing.key'), '--ssl-cert', one.cert], /^nbpool up: --ssl-key \S+: no such file or directory$/],
     // A journal under a regular file: said before the orchestrator waits for any proxy.
     [['orchestrator', '--configproxy-endpoint', 'http://127.0.0.1:9', '--claims-journal', join(notPem, 'claims.log')], /^nbpool orchestrator: --claims-journal \S+: a part of the path is not a directory$/],

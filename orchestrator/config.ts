@@ -84,7 +84,7 @@ export const orchestratorOptionSpecs = {
   containerPort: { type: 'int', default: 8888, min: 1, max: 65535, help: 'port the program listens on inside the container', metavar: 'PORT' },
   containerUser: { type: 'string', help: 'user to run containers as', metavar: 'USER' },
   dockerNetwork: { type: 'string', help: 'Docker network to attach containers to; the proxy then routes to their address on it (swarm: an overlay network the proxy is attached to; without it, a host-mode published port on the node)', metavar: 'NAME' },
-  hostDirectories: { type: 'list', help: 'host directories to mount, host:container[:ro], comma-separated', metavar: 'DIRS' },
+  hostDirectories: { type: 'list', help: 'host directories to mount, host:container[:ro], comma-separated', metavar: 'DIRS', check: (binds: string[]) => bindError(binds) },
   capAdd: {
     type: 'list',
     help: 'Linux capabilities given back to containers (all are dropped by default), e.g. CHOWN,SETUID; per pool: "capAdd"',
@@ -216,6 +216,29 @@ export const DEFAULT_POOL = 'default';
 export function capabilityError(caps: readonly string[]): string | undefined {
   const bad = caps.find((c) => !/^(CAP_)?[A-Z_]{2,32}$/.test(c));
   return bad === undefined ? undefined : `capabilities are upper-case names such as CHOWN or NET_BIND_SERVICE, got ${JSON.stringify(bad)}`;
+}
+
+/** Mount options Docker takes after `host:container:` (read-only or not, SELinux labels, propagation, volume copy). */
+const BIND_OPTIONS = new Set(['ro', 'rw', 'z', 'Z', 'nocopy', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave']);
+
+/**
+ * Why a --host-directories entry is not one Docker takes (`host:container[:options]`, the host side
+ * an absolute path or a volume name, the container side absolute), or undefined: said at start,
+ * not as a container that fails to be created over and over.
+ */
+export function bindError(binds: readonly string[]): string | undefined {
+  for (const bind of binds) {
+    const [host, container, options, ...rest] = bind.split(':');
+    const problem =
+      container === undefined ? 'needs host:container'
+      : rest.length > 0 ? 'has more than host:container:options'
+      : !host || !(host.startsWith('/') || /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(host)) ? 'the host side must be an absolute path or a volume name'
+      : !container.startsWith('/') ? 'the container side must be an absolute path'
+      : options !== undefined && options.split(',').some((o) => !BIND_OPTIONS.has(o)) ? `options are among ${[...BIND_OPTIONS].join(', ')}`
+      : undefined;
+    if (problem) return `${JSON.stringify(bind)}: ${problem}`;
+  }
+  return undefined;
 }
 
 export function parseSize(text: string, what: string): number {

@@ -84,6 +84,20 @@ test('capabilities given back per pool or by flag; --no-egress excludes --docker
   assert.throws(() => load(['--no-egress', '--docker-network', 'mine']), /--no-egress .* cannot be combined with --docker-network/);
 });
 
+test('--host-directories: host:container[:options] as Docker takes them, anything else refused at start', () => {
+  assert.deepEqual(load(['--host-directories', '/srv/data:/data:ro,/srv/x:/x,shared-vol:/home/nb:rw']).hostDirectories, ['/srv/data:/data:ro', '/srv/x:/x', 'shared-vol:/home/nb:rw']);
+  for (const [bind, why] of [
+    ['/srv/data', /needs host:container/],
+    ['/srv/data:data', /container side must be an absolute path/],
+    [':/data', /host side must be an absolute path or a volume name/],
+    ['../up:/data', /host side must be an absolute path or a volume name/],
+    ['/srv/data:/data:rw:x', /more than host:container:options/],
+    ['/srv/data:/data:readonly', /options are among ro, rw/],
+  ] as const) {
+    assert.throws(() => load(['--host-directories', bind]), (err: Error) => err instanceof ConfigError && err.message.startsWith('--host-directories') && why.test(err.message), bind);
+  }
+});
+
 test("activity_ignore per pool: the preset's polls (Jupyter's), or the pool's own list, checked at start", () => {
   const config = load([], { dash: { preset: 'generic', image: 'dash:1', activityIgnore: ['^/_dash-update-component$'] }, shiny: { preset: 'shiny' } });
   const [jupyter, dash, shiny] = config.pools;

@@ -11,7 +11,7 @@ import { parseActivityIgnore } from '../shared/activity-ignore.js';
 import { BadRequest, NotFound, ServiceUnavailable } from '../shared/errors.js';
 import { jsonDepth, MAX_JSON_DEPTH } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
-import { openStore, redactedStoreUrl, STORE_STARTUP_WAIT_MS, type RecordStore, type Unsubscribe } from '../shared/store.js';
+import { openStore, type RecordStore, type Unsubscribe } from '../shared/store.js';
 import type { RouteData, RouteTableClient } from '../shared/types.js';
 import { cleanPath, RouteTable } from './route-table.js';
 
@@ -216,11 +216,11 @@ export class RouteService {
 
   static async open(storeUrl: string | undefined, options: RouteServiceOptions): Promise<RouteService> {
     if (isMemory(storeUrl)) return new RouteService(new TableOnlyStore(), new TableOnlyStore(), options);
-    const waiting = (reason: string) => options.log.warn({ store: redactedStoreUrl(storeUrl!), reason, giveUpAfterS: STORE_STARTUP_WAIT_MS / 1000 }, 'waiting for the route store');
-    const store = await openStore<RouteData>(storeUrl, 'routes', { waiting });
+    const opening = { log: options.log, name: 'route store' };
+    const store = await openStore<RouteData>(storeUrl, 'routes', opening);
     let activity: RecordStore<ActivityRecord> | undefined;
     try {
-      activity = await openStore<ActivityRecord>(storeUrl, 'route-activity', { waiting });
+      activity = await openStore<ActivityRecord>(storeUrl, 'route-activity', opening);
       const service = new RouteService(store, activity, options);
       store.onEmptyRestart?.(() => service.recordsToRestore());
       service.unwatch.push(await store.watch((id, value) => service.applyRemote(id, value)));

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { BadRequest, Conflict, NotFound } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { openStore, redactedStoreUrl, STORE_STARTUP_WAIT_MS, type RecordStore, type Unsubscribe } from '../shared/store.js';
+import { openStore, type RecordStore, type Unsubscribe } from '../shared/store.js';
 import type { NodeStats } from '../shared/types.js';
 import { choose, freeCapacity, newLoad, recordPoll, remaining, unsend, type NodeLoad } from './choose.js';
 import type { NodeSpec } from './config.js';
@@ -111,9 +111,7 @@ export class NodeRegistry {
   ) {}
 
   static async open(storeUrl: string, log: Logger): Promise<NodeRegistry> {
-    const store = await openStore<NodeRecord>(storeUrl, 'nodes', {
-      waiting: (reason) => log.warn({ store: redactedStoreUrl(storeUrl), reason, giveUpAfterS: STORE_STARTUP_WAIT_MS / 1000 }, 'waiting for the state store'),
-    });
+    const store = await openStore<NodeRecord>(storeUrl, 'nodes', { log, name: 'state store' });
     const registry = new NodeRegistry(store, log);
     for (const [id, record] of await store.all()) registry.track({ ...record, id });
     // Another redirector sharing a Redis store adds, drains or removes nodes: follow it.

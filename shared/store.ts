@@ -4,6 +4,7 @@
  * `memory:` (default), `file:///path/to/file.json`, `redis://host:port[/db]`.
  */
 import { ConfigError } from './errors.js';
+import type { Logger } from './log.js';
 
 export type Unsubscribe = () => Promise<void>;
 
@@ -41,15 +42,17 @@ export function redactedStoreUrl(url: string): string {
 export interface OpenStoreOptions {
   /** How long a shared backend that does not answer yet is retried before it is a clear error. */
   startupWaitMs?: number;
-  /** Told once, at the first failed attempt, why the backend does not answer yet (so the operator is not left with silence). */
-  waiting?: (reason: string) => void;
+  /** Warned once, at the first failed attempt, which store is waited for and why (so the operator is not left with silence). */
+  log?: Pick<Logger, 'warn'>;
+  /** What the store is to the operator, for that warning: "route store". */
+  name?: string;
 }
 
 /**
  * Opens the store named by `url`, holding the records of `namespace` (e.g. `routes`). A shared
  * backend that does not answer yet is retried for `startupWaitMs`, then it is a clear error.
  */
-export async function openStore<T>(url: string | undefined, namespace: string, { startupWaitMs = STORE_STARTUP_WAIT_MS, waiting }: OpenStoreOptions = {}): Promise<RecordStore<T>> {
+export async function openStore<T>(url: string | undefined, namespace: string, { startupWaitMs = STORE_STARTUP_WAIT_MS, log, name = 'store' }: OpenStoreOptions = {}): Promise<RecordStore<T>> {
   const spec = url && url !== '' ? url : 'memory:';
   if (spec === 'memory' || spec === 'memory:') {
     const { MemoryStore } = await import('./stores/memory.js');
@@ -61,6 +64,7 @@ export async function openStore<T>(url: string | undefined, namespace: string, {
   }
   if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
     const { RedisStore } = await import('./stores/redis.js');
+    const waiting = (reason: string) => log?.warn({ store: redactedStoreUrl(spec), reason, giveUpAfterS: startupWaitMs / 1000 }, `waiting for the ${name}`);
     return RedisStore.open<T>(spec, namespace, startupWaitMs, waiting);
   }
   throw new ConfigError(`unknown store ${JSON.stringify(spec)}: use memory:, file:///path or redis://host:port`);

@@ -79,10 +79,14 @@ describe('record stores', () => {
     const late = await startRedis({ delayMs: 1500 });
     try {
       // The operator hears why at the first failed attempt, once, not after the wait.
-      const reasons: string[] = [];
-      const store = await openStore<Rec>(late.url, 'late', { waiting: (reason) => reasons.push(reason) });
-      assert.equal(reasons.length, 1, `told once: ${JSON.stringify(reasons)}`);
-      assert.match(reasons[0]!, /ECONNREFUSED/);
+      const warnings: [Record<string, unknown>, string][] = [];
+      const log = { warn: (fields: Record<string, unknown>, message: string) => warnings.push([fields, message]) };
+      const store = await openStore<Rec>(late.url, 'late', { log: log as never, name: 'late store' });
+      assert.equal(warnings.length, 1, `told once: ${JSON.stringify(warnings)}`);
+      const [fields, message] = warnings[0]!;
+      assert.equal(message, 'waiting for the late store');
+      assert.match(String(fields.reason), /ECONNREFUSED/);
+      assert.equal(fields.store, late.url);
       await store.put('/x', { target: 'http://x' });
       assert.deepEqual(await store.get('/x'), { target: 'http://x' });
       await store.close();

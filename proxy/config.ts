@@ -106,17 +106,18 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
  */
 export function loadTls(config: Pick<ProxyOptions, 'sslKey' | 'sslCert' | 'sslCa'>): SecureContextOptions | undefined {
   if (config.sslKey === undefined || config.sslCert === undefined) return undefined;
-  const tls: SecureContextOptions = {
+  const files: SecureContextOptions = {
     key: withOptionFile('--ssl-key', config.sslKey, (file) => readFileSync(file)),
     cert: withOptionFile('--ssl-cert', config.sslCert, (file) => readFileSync(file)),
     ca: config.sslCa === undefined ? undefined : withOptionFile('--ssl-ca', config.sslCa, (file) => readFileSync(file)),
   };
+  // Built once here only to check it: a server's `secureContext` option is not used (node takes the files).
   try {
-    createSecureContext(tls);
+    createSecureContext(files);
   } catch (err) {
     throw new ConfigError(`--ssl-key ${config.sslKey} with --ssl-cert ${config.sslCert}${config.sslCa ? ` and --ssl-ca ${config.sslCa}` : ''}: not a usable key and certificate (${(err as Error).message})`);
   }
-  return tls;
+  return files;
 }
 
 export function parseProxyArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env) {

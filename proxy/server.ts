@@ -184,8 +184,10 @@ function metricsOnly(registry: Registry, log: Logger): Server {
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
-  const tlsOptions = loadTls(config);
-  const tls = tlsOptions !== undefined;
+  // Files the options name are checked before the store is opened, so a typo leaves nothing to close.
+  const tlsFiles = loadTls(config);
+  const tls = tlsFiles !== undefined;
+  const errorPages = new ErrorPages(config.errorTarget, config.errorPath, log);
   const service = await RouteService.open(config.storageBackend, {
     hostRouting: config.hostRouting,
     activityFlushMs: config.activityFlushMs,
@@ -212,7 +214,6 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   if (!tls && !remoteFront && !isLoopback(config.ip)) {
     log.warn({ ip: config.ip ?? 'all interfaces' }, 'plain HTTP on a non-loopback address: cross-site embedding (a notebook in a publisher\'s iframe) needs HTTPS, at this proxy (--ssl-key/--ssl-cert) or at a front named by --trusted-proxy');
   }
-  const errorPages = new ErrorPages(config.errorTarget, config.errorPath, log);
   const upgraded = new Set<Duplex>();
   let inProcess: { href: string; handler: RequestListener } | undefined;
 
@@ -292,7 +293,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   };
 
   const publicServer: Server = tls
-    ? createHttpsServer(tlsOptions, onRequest)
+    ? createHttpsServer(tlsFiles, onRequest)
     : createHttpServer(onRequest);
   publicServer.keepAliveTimeout = config.keepAliveTimeout;
   publicServer.headersTimeout = Math.max(60_000, config.keepAliveTimeout + 1000);

@@ -99,6 +99,8 @@ test('a file an option names that cannot be used is one line naming the option, 
     // A mistyped directory of error pages would otherwise serve the built-in ones without a word.
     [['proxy', ...listen, '--error-path', join(dir, 'pages')], /^nbpool proxy: --error-path \S+pages: no such file or directory$/],
     [['proxy', ...listen, '--error-path', notPem], /^nbpool proxy: --error-path \S+: not a directory$/],
+    // Said before the route store is opened: not after waiting for a Redis that does not answer.
+    [['proxy', ...listen, '--storage-backend', 'redis://127.0.0.1:9', '--error-path', notPem], /^nbpool proxy: --error-path \S+: not a directory$/],
     [['up', ...listen, '--ssl-key', join(dir, 'missing.key'), '--ssl-cert', one.cert], /^nbpool up: --ssl-key \S+: no such file or directory$/],
     // A journal under a regular file: said before the orchestrator waits for any proxy.
     [['orchestrator', '--configproxy-endpoint', 'http://127.0.0.1:9', '--claims-journal', join(notPem, 'claims.log')], /^nbpool orchestrator: --claims-journal \S+: a part of the path is not a directory$/],

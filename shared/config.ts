@@ -132,9 +132,10 @@ function fileProblem(err: unknown): string {
     EPERM: 'permission denied',
     EISDIR: 'is a directory',
     ENOTDIR: 'a part of the path is not a directory',
-    EEXIST: 'a part of the path is not a directory',
     EROFS: 'read-only file system',
   };
+  // A recursive mkdir meets a file where a directory of the path should be; an exclusive create, the file itself.
+  if (e.code === 'EEXIST') return e.syscall === 'mkdir' ? words.ENOTDIR! : 'already exists';
   return (e.code && words[e.code]) ?? e.message;
 }
 

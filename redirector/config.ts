@@ -46,6 +46,14 @@ export interface NodeSpec {
   id?: string;
 }
 
+const NODE_KEYS = ['url', 'id'];
+
+/** Why a node given as an object (config file, admin API) has a key that is not a NodeSpec's, or undefined: a "weight" that nothing reads would mislead its operator. */
+export function unknownNodeKey(entry: object): string | undefined {
+  const key = Object.keys(entry).find((k) => !NODE_KEYS.includes(k));
+  return key === undefined ? undefined : `unknown key ${JSON.stringify(key)}; a node has "url" and, optionally, "id"`;
+}
+
 export interface RedirectorConfig extends RedirectorOptions {
   /** Nodes from --node and the config file's `nodes`, added to the persisted list at start. */
   nodes: NodeSpec[];
@@ -62,6 +70,8 @@ function fileNodes(value: unknown, source: string): NodeSpec[] {
     if (typeof entry === 'string') return { url: entry };
     if (typeof entry === 'object' && entry !== null && typeof (entry as NodeSpec).url === 'string') {
       const { url, id } = entry as { url: string; id?: unknown };
+      const unknown = unknownNodeKey(entry);
+      if (unknown !== undefined) throw new ConfigError(`${source}: nodes[${i}]: ${unknown}`);
       if (id !== undefined && typeof id !== 'string') throw new ConfigError(`${source}: nodes[${i}].id must be a string`);
       return id === undefined ? { url } : { url, id };
     }

@@ -32,7 +32,7 @@ import {
   wellFormedPath,
   type Context,
 } from '../shared/web.js';
-import type { RedirectorConfig } from './config.js';
+import { unknownNodeKey, type RedirectorConfig } from './config.js';
 import { NodeRegistry, normalizeNodeUrl, type NodeState } from './nodes.js';
 import { waitingPage } from './waiting.js';
 
@@ -220,6 +220,8 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
   });
   admin.post('/api/nodes', body, async (ctx) => {
     const { id, url } = ctx.request.body!;
+    const unknown = unknownNodeKey(ctx.request.body!);
+    if (unknown !== undefined) throw new BadRequest(unknown);
     if (id !== undefined && typeof id !== 'string') throw new BadRequest('"id" must be a string');
     const { node } = await registry.add({ url: url as string, ...(id === undefined ? {} : { id }) });
     ctx.status = 201;

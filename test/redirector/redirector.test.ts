@@ -319,6 +319,8 @@ describe('admin API', () => {
       ['POST', '/api/nodes', JSON.stringify({ url: 'http://x.test/?a=1' }), 400, /query/],
       ['POST', '/api/nodes', JSON.stringify({ url: 42 }), 400, /non-empty string/],
       ['POST', '/api/nodes', JSON.stringify({ url: 'http://x.test', id: '../etc' }), 400, /node id/],
+      // Nothing reads a weight: taking it silently would mislead.
+      ['POST', '/api/nodes', JSON.stringify({ url: 'http://x.test', weight: 3 }), 400, /unknown key "weight"/],
       ['POST', '/api/nodes', JSON.stringify({ url: a.url }), 409, /already known/],
       ['POST', '/api/nodes', '{"url": ', 400, /not valid JSON/],
       ['POST', '/api/nodes', '[1]', 400, /JSON object/],
@@ -349,6 +351,8 @@ describe('admin API', () => {
     dirs.push(dirname(configFile));
     writeFileSync(configFile, JSON.stringify({ nodes: [{ url: a.url, id: 'same' }, { url: 'http://127.0.0.2:9', id: 'same' }] }));
     await assert.rejects(redirector(['--config', configFile]), { name: 'ConfigError', message: /node id "same" is already used/ });
+    writeFileSync(configFile, JSON.stringify({ nodes: [a.url, { url: a.url, weight: 2 }] }));
+    assert.throws(() => parseRedirectorConfig(['--config', configFile]), /nodes\[1\]: unknown key "weight"/);
   });
 
   test('Prometheus /metrics on the admin port counts visitors and node state', async () => {

@@ -48,10 +48,15 @@ export interface NodeSpec {
 
 const NODE_KEYS = ['url', 'id'];
 
-/** Why a node given as an object (config file, admin API) has a key that is not a NodeSpec's, or undefined: a "weight" that nothing reads would mislead its operator. */
-export function unknownNodeKey(entry: object): string | undefined {
+/**
+ * What is wrong with a node given as an object (config file, admin API) beside its URL, or
+ * undefined: an "id" that is not a string, or a key nothing reads (a "weight" would mislead its operator).
+ */
+export function nodeSpecProblem(entry: Record<string, unknown>): string | undefined {
   const key = Object.keys(entry).find((k) => !NODE_KEYS.includes(k));
-  return key === undefined ? undefined : `unknown key ${JSON.stringify(key)}; a node has "url" and, optionally, "id"`;
+  if (key !== undefined) return `unknown key ${JSON.stringify(key)}; a node has "url" and, optionally, "id"`;
+  if (entry.id !== undefined && typeof entry.id !== 'string') return '"id" must be a string';
+  return undefined;
 }
 
 export interface RedirectorConfig extends RedirectorOptions {
@@ -69,10 +74,9 @@ function fileNodes(value: unknown, source: string): NodeSpec[] {
   return value.map((entry, i) => {
     if (typeof entry === 'string') return { url: entry };
     if (typeof entry === 'object' && entry !== null && typeof (entry as NodeSpec).url === 'string') {
-      const { url, id } = entry as { url: string; id?: unknown };
-      const unknown = unknownNodeKey(entry);
-      if (unknown !== undefined) throw new ConfigError(`${source}: nodes[${i}]: ${unknown}`);
-      if (id !== undefined && typeof id !== 'string') throw new ConfigError(`${source}: nodes[${i}].id must be a string`);
+      const problem = nodeSpecProblem(entry as Record<string, unknown>);
+      if (problem !== undefined) throw new ConfigError(`${source}: nodes[${i}]: ${problem}`);
+      const { url, id } = entry as NodeSpec;
       return id === undefined ? { url } : { url, id };
     }
     throw new ConfigError(`${source}: nodes[${i}] must be a URL or {"url": ..., "id": ...}`);

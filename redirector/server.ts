@@ -32,7 +32,7 @@ import {
   wellFormedPath,
   type Context,
 } from '../shared/web.js';
-import { unknownNodeKey, type RedirectorConfig } from './config.js';
+import { nodeSpecProblem, type RedirectorConfig } from './config.js';
 import { NodeRegistry, normalizeNodeUrl, type NodeState } from './nodes.js';
 import { waitingPage } from './waiting.js';
 
@@ -219,11 +219,10 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     ctx.body = { nodes: registry.list().map((n) => registry.view(n)) };
   });
   admin.post('/api/nodes', body, async (ctx) => {
-    const { id, url } = ctx.request.body!;
-    const unknown = unknownNodeKey(ctx.request.body!);
-    if (unknown !== undefined) throw new BadRequest(unknown);
-    if (id !== undefined && typeof id !== 'string') throw new BadRequest('"id" must be a string');
-    const { node } = await registry.add({ url: url as string, ...(id === undefined ? {} : { id }) });
+    const problem = nodeSpecProblem(ctx.request.body!);
+    if (problem !== undefined) throw new BadRequest(problem);
+    const { id, url } = ctx.request.body! as { id?: string; url: string };
+    const { node } = await registry.add({ url, ...(id === undefined ? {} : { id }) });
     ctx.status = 201;
     ctx.body = registry.view(node);
   });

@@ -321,6 +321,7 @@ describe('admin API', () => {
       ['POST', '/api/nodes', JSON.stringify({ url: 'http://x.test', id: '../etc' }), 400, /node id/],
       // Nothing reads a weight: taking it silently would mislead.
       ['POST', '/api/nodes', JSON.stringify({ url: 'http://x.test', weight: 3 }), 400, /unknown key "weight"/],
+      ['POST', '/api/nodes', JSON.stringify({ url: 'http://x.test', id: 5 }), 400, /"id" must be a string/],
       ['POST', '/api/nodes', JSON.stringify({ url: a.url }), 409, /already known/],
       ['POST', '/api/nodes', '{"url": ', 400, /not valid JSON/],
       ['POST', '/api/nodes', '[1]', 400, /JSON object/],

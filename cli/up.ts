@@ -94,9 +94,9 @@ export async function run(argv: string[]): Promise<void> {
   }
   if (parsed.positionals.length) throw new ConfigError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
   const values = parsed.values;
-  // Both APIs that change state take a token: the operator's, else one kept in .nbpool/.
-  const routeToken = ensureToken(values.authToken, ROUTE_API_TOKEN_FILE);
-  const adminToken = ensureToken(values.adminAuthToken, ADMIN_TOKEN_FILE);
+  // Both APIs that change state take a token: the operator's, else one kept in the state directory.
+  const routeToken = ensureToken(values.authToken, ROUTE_API_TOKEN_FILE, values.stateDir);
+  const adminToken = ensureToken(values.adminAuthToken, ADMIN_TOKEN_FILE, values.stateDir);
   // Known before the proxy starts, so the proxy can name the orchestrator as its default target.
   const handlerPort = values.orchestratorPort || (await freeLoopbackPort());
   const { backend, config: orchestratorConfig } = await openBackend(buildOrchestratorConfig(

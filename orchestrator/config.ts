@@ -7,6 +7,7 @@ import { checks, parseConfig, renderHelp, type ConfigValues, type OptionSpecs } 
 import { parseActivityIgnore } from '../shared/activity-ignore.js';
 import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
+import { stateDirOption } from '../shared/state-dir.js';
 import type { ActivityApi } from './app-activity.js';
 import { DEFAULT_COMMAND, DEFAULT_IMAGE, isPresetName, PRESET_NAMES, PRESETS, type PresetName } from './presets.js';
 
@@ -72,7 +73,7 @@ export const orchestratorOptionSpecs = {
   },
   claimsJournal: {
     type: 'string',
-    help: 'file where claims are written before they are answered, so a crash never hands a container out twice [default: .nbpool/claims-<instance>.log]',
+    help: 'file where claims are written before they are answered, so a crash never hands a container out twice [default: <state dir>/claims-<instance>.log]',
     metavar: 'FILE',
   },
   cullMax: { type: 'number', default: 14400, min: 0, help: 'maximum age in seconds of any container; 0 = no limit', metavar: 'SECONDS' },
@@ -106,7 +107,7 @@ export const orchestratorOptionSpecs = {
   port: { type: 'int', default: DEFAULT_PORT, min: 0, max: 65535, check: checks.port, help: 'port of the public handler', metavar: 'PORT' },
   adminIp: { type: 'string', default: '127.0.0.1', help: 'address of the admin API', metavar: 'IP' },
   adminPort: { type: 'int', default: 10000, min: 0, max: 65535, help: 'port of the admin API (also /metrics and /api/stats/history)', metavar: 'PORT' },
-  adminAuthToken: { type: 'string', env: 'ADMIN_AUTH_TOKEN', help: 'token required on the admin API (Authorization: token T); default: generated, kept in .nbpool/admin-token', metavar: 'TOKEN' },
+  adminAuthToken: { type: 'string', env: 'ADMIN_AUTH_TOKEN', help: 'token required on the admin API (Authorization: token T); default: generated, kept in <state dir>/admin-token', metavar: 'TOKEN' },
   instance: {
     type: 'string',
     help: `name written as a label on every container; only this instance's containers are adopted, and one orchestrator at a time runs it on an engine (default: ${DEFAULT_INSTANCE}, or ${DEFAULT_INSTANCE}-<port> when the public port is not the default one, so nodes on one engine differ)`,
@@ -149,8 +150,9 @@ export const orchestratorOptionSpecs = {
   allowOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for the public API; empty = no CORS', metavar: 'ORIGIN' },
   cleanupOnExit: { type: 'boolean', help: 'remove this instance\'s containers on shutdown (default: leave them for the next start)' },
   configproxyEndpoint: { type: 'url', default: 'http://127.0.0.1:8001', env: 'CONFIGPROXY_ENDPOINT', help: 'proxy REST API (nbpool orchestrator only)', metavar: 'URL' },
-  configproxyAuthToken: { type: 'string', env: 'CONFIGPROXY_AUTH_TOKEN', help: 'proxy REST API token (nbpool orchestrator only); default: .nbpool/route-api-token when nbpool proxy keeps one there', metavar: 'TOKEN' },
+  configproxyAuthToken: { type: 'string', env: 'CONFIGPROXY_AUTH_TOKEN', help: 'proxy REST API token (nbpool orchestrator only); default: <state dir>/route-api-token when nbpool proxy keeps one there', metavar: 'TOKEN' },
   logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: LOG_LEVELS, help: 'log level', metavar: 'LEVEL' },
+  stateDir: stateDirOption,
 } as const satisfies OptionSpecs;
 
 export type OrchestratorOptions = ConfigValues<typeof orchestratorOptionSpecs>;

@@ -41,10 +41,10 @@ export async function run(argv: string[]): Promise<void> {
   const { backend, config } = await openBackend(loaded.config);
   const log = createLogger('orchestrator', config.logLevel);
   const givenAdminToken = config.adminAuthToken;
-  const adminToken = ensureToken(givenAdminToken, ADMIN_TOKEN_FILE);
+  const adminToken = ensureToken(givenAdminToken, ADMIN_TOKEN_FILE, config.stateDir);
   config.adminAuthToken = adminToken.token;
-  // A proxy started from the same directory (`nbpool proxy`) keeps its route API token there.
-  config.configproxyAuthToken ??= readKeptToken(ROUTE_API_TOKEN_FILE)?.token;
+  // A proxy with the same state directory (`nbpool proxy` started here) keeps its route API token there.
+  config.configproxyAuthToken ??= readKeptToken(ROUTE_API_TOKEN_FILE, config.stateDir)?.token;
   // Opened before the (possibly long) wait for the proxy, so a bad path is said at once.
   const journal = openClaimJournal(config);
   const routes = new HttpRouteTableClient(config.configproxyEndpoint, config.configproxyAuthToken);

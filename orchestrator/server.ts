@@ -261,11 +261,15 @@ function adminApp(orch: Orchestrator, config: OrchestratorConfig, registry: Retu
 }
 
 /**
- * The claim journal at --claims-journal (default `.nbpool/claims-<instance>.log`), opened now: a
- * path that cannot be written is one clear line at start, not a failed claim later.
+ * The claim journal at --claims-journal (default `<state dir>/claims-<instance>.log`), opened now: a
+ * path that cannot be written is one clear line at start, naming the option that chose it, not a
+ * failed claim later.
  */
-export function openClaimJournal(config: Pick<OrchestratorConfig, 'claimsJournal' | 'instance'>): ClaimJournal {
-  return withOptionFile('--claims-journal', config.claimsJournal ?? join('.nbpool', `claims-${config.instance}.log`), (file) => new FileClaimJournal(file));
+export function openClaimJournal(config: Pick<OrchestratorConfig, 'claimsJournal' | 'instance' | 'stateDir'>): ClaimJournal {
+  const [option, file] = config.claimsJournal !== undefined
+    ? ['--claims-journal', config.claimsJournal]
+    : ['--state-dir', join(config.stateDir, `claims-${config.instance}.log`)];
+  return withOptionFile(option, file, (path) => new FileClaimJournal(path));
 }
 
 /** Sole ownership of the instance on the engine, or one clear line saying who has it. */

@@ -4,6 +4,7 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { parseConfig, withOptionFile, type ConfigValues, type OptionSpecs } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
+import { stateDirOption } from '../shared/state-dir.js';
 import { trustedProxies } from './trusted-proxies.js';
 
 export const proxyOptionSpecs = {
@@ -17,7 +18,7 @@ export const proxyOptionSpecs = {
   authToken: {
     type: 'string',
     env: 'CONFIGPROXY_AUTH_TOKEN',
-    help: 'token the REST API requires in `Authorization: token <t>` (default: generated, kept in .nbpool/route-api-token)',
+    help: 'token the REST API requires in `Authorization: token <t>` (default: generated, kept in <state dir>/route-api-token)',
     metavar: 'TOKEN',
   },
   defaultTarget: { type: 'url', help: 'target for requests no route matches (proto://host[:port])' },
@@ -54,6 +55,7 @@ export const proxyOptionSpecs = {
   resyncMs: { type: 'int', default: 10_000, min: 100, help: 'how often the route table is re-read from a shared store', metavar: 'MS' },
   logLevel: { type: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
   pidFile: { type: 'string', help: 'write our PID to this file', metavar: 'FILE' },
+  stateDir: stateDirOption,
 } as const satisfies OptionSpecs;
 
 export type ProxyOptions = ConfigValues<typeof proxyOptionSpecs>;

@@ -20,7 +20,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   const log = createLogger('proxy', config.logLevel);
   const given = config.authToken;
-  const routeToken = ensureToken(given, ROUTE_API_TOKEN_FILE);
+  const routeToken = ensureToken(given, ROUTE_API_TOKEN_FILE, config.stateDir);
   config.authToken = routeToken.token;
   // Written before listening, so it exists by the time anyone sees the proxy answer.
   const removePidFile = writePidFile(config.pidFile);

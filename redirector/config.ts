@@ -3,6 +3,8 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checks, parseConfig, type ConfigValues } from '../shared/config.js';
 import { ConfigError, HttpError } from '../shared/errors.js';
+import { LOG_LEVELS } from '../shared/log.js';
+import { stateDirOption } from '../shared/state-dir.js';
 import { normalizeNodeUrl } from './nodes.js';
 
 export const redirectorOptionSpecs = {
@@ -18,13 +20,13 @@ export const redirectorOptionSpecs = {
   stateStore: {
     type: 'string',
     env: 'NBPOOL_REDIRECTOR_STORE',
-    help: 'where the node list persists: file:///path.json, redis://host:port or memory: [default file://$PWD/.nbpool/redirector-nodes.json]',
+    help: 'where the node list persists: file:///path.json, redis://host:port or memory: [default file://<state dir>/redirector-nodes.json]',
     metavar: 'URL',
   },
   adminAuthToken: {
     type: 'string',
     env: 'ADMIN_AUTH_TOKEN',
-    help: 'token the admin API requires (Authorization: token T); default: generated, kept in .nbpool/admin-token',
+    help: 'token the admin API requires (Authorization: token T); default: generated, kept in <state dir>/admin-token',
     metavar: 'TOKEN',
   },
   trustedProxy: {
@@ -35,7 +37,8 @@ export const redirectorOptionSpecs = {
   },
   corsOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for /api/spawn and /api/stats ("" for none)', metavar: 'ORIGIN' },
   frameAncestors: { type: 'string', default: '*', help: 'CSP frame-ancestors: which pages may embed the link in an iframe', metavar: 'SOURCES' },
-  logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], help: 'log level', metavar: 'LEVEL' },
+  logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: LOG_LEVELS, help: 'log level', metavar: 'LEVEL' },
+  stateDir: stateDirOption,
 } as const;
 
 export type RedirectorOptions = ConfigValues<typeof redirectorOptionSpecs>;
@@ -65,7 +68,7 @@ export interface RedirectorConfig extends RedirectorOptions {
   stateStore: string;
 }
 
-export const DEFAULT_STORE_FILE = '.nbpool/redirector-nodes.json';
+const DEFAULT_STORE_FILE = 'redirector-nodes.json';
 
 /** The config file's `nodes`: a list of URLs or of `{"url": ..., "id": ...}`. */
 function fileNodes(value: unknown, source: string): NodeSpec[] {
@@ -99,7 +102,7 @@ export function parseRedirectorConfig(argv: readonly string[], env: NodeJS.Proce
     config: {
       ...values,
       nodes,
-      stateStore: values.stateStore ?? pathToFileURL(resolve(cwd, DEFAULT_STORE_FILE)).href,
+      stateStore: values.stateStore ?? pathToFileURL(resolve(cwd, values.stateDir, DEFAULT_STORE_FILE)).href,
     },
   };
 }

@@ -21,7 +21,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   const log = createLogger('redirector', config.logLevel);
   const given = config.adminAuthToken;
-  const adminToken = ensureToken(given, ADMIN_TOKEN_FILE);
+  const adminToken = ensureToken(given, ADMIN_TOKEN_FILE, config.stateDir);
   const redirector = await startRedirector({ ...config, adminAuthToken: adminToken.token }, log);
   process.stderr.write(`nbpool redirector: status page ${statusPageLink(redirector.adminUrl, adminToken, given)}\n`);
   onShutdown(log, () => redirector.close());

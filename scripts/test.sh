@@ -11,5 +11,10 @@ echo "test: lint (eslint) ..." >&2
 npm run -s lint
 mkdir -p test-artifacts
 if [ $# -gt 0 ]; then files=("$@"); else mapfile -t files < <(find test -name '*.test.ts' -not -path '*/node_modules/*' | sort); fi
+# What the programs keep between runs (generated tokens, claim journals) goes to a directory of
+# this run, not into the checkout's .nbpool/.
+NBPOOL_STATE_DIR=$(mktemp -d -t nbpool-test-state.XXXXXX)
+export NBPOOL_STATE_DIR
+trap 'rm -rf "$NBPOOL_STATE_DIR"' EXIT
 echo "test: running ${#files[@]} test files ..." >&2
-exec node --import tsx --test --test-reporter=spec "${files[@]}"
+node --import tsx --test --test-reporter=spec "${files[@]}"

@@ -1,15 +1,15 @@
 /**
  * The secrets that guard every API that changes state (the proxy's route API, the admin APIs).
  * A token given by flag, environment or config file wins. Without one, a random token is generated
- * and kept in `.nbpool/<name>` (mode 0600) under the working directory, so a restart, or another
- * program started from the same directory (`nbpool proxy` then `nbpool orchestrator`), finds the
- * same one; the operator reads it there (`cat .nbpool/route-api-token`).
+ * and kept in `<state dir>/<name>` (mode 0600; `.nbpool/` under the working directory unless
+ * `--state-dir` says otherwise), so a restart, or another program with the same state directory
+ * (`nbpool proxy` then `nbpool orchestrator`), finds the same one; the operator reads it there
+ * (`cat .nbpool/route-api-token`).
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const TOKEN_DIR = '.nbpool';
 /** The proxy's REST API token (CONFIGPROXY_AUTH_TOKEN). */
 export const ROUTE_API_TOKEN_FILE = 'route-api-token';
 /** The orchestrator's and the redirector's admin token (ADMIN_AUTH_TOKEN). */
@@ -25,7 +25,7 @@ export interface Token {
 }
 
 /** The token kept in `file` under `dir`, when there is one. */
-export function readKeptToken(name: string, dir = TOKEN_DIR): Token | undefined {
+export function readKeptToken(name: string, dir: string): Token | undefined {
   const file = join(dir, name);
   try {
     const token = readFileSync(file, 'utf8').trim();
@@ -39,7 +39,7 @@ export function readKeptToken(name: string, dir = TOKEN_DIR): Token | undefined 
  * `given` when set; else the token kept in `dir/name`; else a new random one, written there with
  * mode 0600 (when the directory cannot be written, the token lives for this run only).
  */
-export function ensureToken(given: string | undefined, name: string, dir = TOKEN_DIR): Token {
+export function ensureToken(given: string | undefined, name: string, dir: string): Token {
   if (given) return { token: given };
   const existing = readKeptToken(name, dir);
   if (existing) return existing;

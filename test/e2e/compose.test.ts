@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,6 +164,9 @@ stackTest('compose stack: stop (SIGTERM) exits cleanly, keeps the visitor contai
   }
   const { stdout: kept } = await run('docker', ['ps', '-q', '--filter', `label=nbpool.instance=${instance}`]);
   assert.ok(kept.trim().length > 0, "the visitors' containers keep running while nbpool is stopped");
+  // The claim journal is in the orchestrator's state volume, so a recreated container has it too.
+  const { stdout: mountpoint } = await run('docker', ['volume', 'inspect', '-f', '{{.Mountpoint}}', `${project}_orchestrator-state`]);
+  assert.ok(statSync(join(mountpoint.trim(), `claims-${instance}.log`)).size > 0, 'the claim is journaled in the state volume');
 
   await compose(['start'], 60_000);
   const base = `http://127.0.0.1:${ports.public}`;

@@ -4,8 +4,9 @@
  * each claim is first appended here synchronously. A killed process loses nothing it wrote (the
  * kernel holds the page); a restart reads the journal, then compacts it to the claims still alive.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { makeDirectories } from '../shared/directories.js';
 
 export interface ClaimJournal {
   /** Records a claim; returns once it survives this process being killed. */
@@ -22,7 +23,7 @@ export class FileClaimJournal implements ClaimJournal {
 
   /** Opens (creating) the file now, so a path that cannot be written fails at start, not on a visitor's claim. */
   constructor(private readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirectories(dirname(path));
     this.fd = openSync(path, 'a');
   }
 

@@ -7,8 +7,9 @@
  * (`cat .nbpool/route-api-token`).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDirectories } from './directories.js';
 
 /** The proxy's REST API token (CONFIGPROXY_AUTH_TOKEN). */
 export const ROUTE_API_TOKEN_FILE = 'route-api-token';
@@ -46,7 +47,7 @@ export function ensureToken(given: string | undefined, name: string, dir: string
   const token = randomBytes(TOKEN_BYTES).toString('base64url');
   const file = join(dir, name);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectories(dir, 0o700);
     // 'wx': two programs starting at once never overwrite each other's token.
     writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
     chmodSync(file, 0o600);

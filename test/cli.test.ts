@@ -105,6 +105,8 @@ test('a file an option names that cannot be used is one line naming the option, 
     // A journal under a regular file: said before the orchestrator waits for any proxy.
     [['orchestrator', '--configproxy-endpoint', 'http://127.0.0.1:9', '--claims-journal', join(notPem, 'claims.log')], /^nbpool orchestrator: --claims-journal \S+: a part of the path is not a directory$/],
     [['up', ...listen, '--pool-size', '1', '--claims-journal', join(notPem, 'claims.log')], /^nbpool up: --claims-journal \S+: a part of the path is not a directory$/],
+    // Under /proc, where node's own recursive mkdir never returns.
+    [['orchestrator', '--configproxy-endpoint', 'http://127.0.0.1:9', '--claims-journal', '/proc/nbpool-no-such/claims.log'], /^nbpool orchestrator: --claims-journal \/proc\/nbpool-no-such\/claims\.log: no such file or directory$/],
     // Without --claims-journal the journal goes in the state directory, and the line names that option.
     [['orchestrator', '--configproxy-endpoint', 'http://127.0.0.1:9', '--state-dir', notPem], /^nbpool orchestrator: --state-dir \S+not\.pem\/claims-\S+\.log: a part of the path is not a directory$/],
   ];

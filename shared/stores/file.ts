@@ -1,5 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { makeDirectories } from '../directories.js';
 import { ConfigError } from '../errors.js';
 import { MemoryStore } from './memory.js';
 
@@ -32,7 +33,13 @@ export class FileStore<T> extends MemoryStore<T> {
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`store file ${path} must hold a JSON object`);
       for (const [id, value] of Object.entries(parsed)) store.records.set(id, value as T);
     }
-    await mkdir(dirname(path), { recursive: true });
+    try {
+      makeDirectories(dirname(path));
+      // Written back now, so a place that cannot be written is said at start, not at the first change.
+      await store.persist();
+    } catch (err) {
+      throw new ConfigError(`cannot write store file ${path}: ${(err as Error).message}`);
+    }
     return store;
   }
 

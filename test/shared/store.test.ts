@@ -53,6 +53,14 @@ describe('record stores', () => {
     await assert.rejects(openStore(`file://${join(dir, 'bad.json')}`, 'nodes'), /not valid JSON/);
   });
 
+  test('a file store where nothing can be written is refused at open, not at the first change', { timeout: 10_000 }, async () => {
+    // Under /proc the kernel refuses every mkdir with ENOENT (node's own recursive mkdir never returns there).
+    await assert.rejects(openStore('file:///proc/nbpool-no-such/nodes.json', 'nodes'), /cannot write store file \/proc\/nbpool-no-such\/nodes\.json: ENOENT/);
+    const dir = mkdtempSync(join(tmpdir(), 'nbpool-store-'));
+    writeFileSync(join(dir, 'file'), '');
+    await assert.rejects(openStore(`file://${join(dir, 'file', 'nodes.json')}`, 'nodes'), /store file .*: ENOTDIR/);
+  });
+
   test('redis store: records persist and other instances see changes at once', async () => {
     const a = await openStore<Rec>(redis.url, 'routes-test');
     const b = await openStore<Rec>(redis.url, 'routes-test');

@@ -1,0 +1,33 @@
+/**
+ * `mkdir -p`, for the directories the programs keep state in.
+ *
+ * Not `mkdirSync(path, { recursive: true })`: Node 20's loops forever where the kernel answers
+ * ENOENT for a directory whose parent exists (anywhere under /proc, for one), so a mistyped
+ * `--state-dir` or `--claims-journal` would hang the program at start instead of saying why.
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+
+/** Creates `path` and any missing parents (new ones with `mode`); errors are mkdir's own, e.g. EEXIST for a file in the way. */
+export function makeDirectories(path: string, mode = 0o777): void {
+  const dir = resolve(path);
+  try {
+    mkdirSync(dir, { mode });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && isDirectory(dir)) return;
+    const parent = dirname(dir);
+    // ENOENT with the parent there (or no parent left) cannot be mended by making parents.
+    if (code !== 'ENOENT' || parent === dir || isDirectory(parent)) throw err;
+    makeDirectories(parent, mode);
+    makeDirectories(dir, mode);
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -175,9 +175,9 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
     }
     if (response.status >= 500) return { kind: 'failed', error: `POST /api/spawn answered ${response.status}` };
     if (response.ok) {
-      const url = (data as { url?: unknown } | undefined)?.url;
-      if (typeof url !== 'string') return { kind: 'failed', error: 'POST /api/spawn answered without a "url"' };
-      return { kind: 'answer', status: response.status, body: { ...(data as object), url: new URL(url, node.record.url + '/').href }, headers: {} };
+      const url = visitorUrlFrom((data as { url?: unknown } | undefined)?.url, node.record.url);
+      if (url === undefined) return { kind: 'failed', error: 'POST /api/spawn answered without a usable http(s) "url"' };
+      return { kind: 'answer', status: response.status, body: { ...(data as object), url }, headers: {} };
     }
     // The node refused the request itself (4xx): the client's mistake, passed on as it is.
     return { kind: 'answer', status: response.status, body: data ?? { status: response.status, message: response.statusText }, headers: {} };
@@ -296,6 +296,22 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
       return closing;
     },
   };
+}
+
+/**
+ * The visitor's URL from a node's spawn answer, made absolute against the node: only http(s), so a
+ * broken or hostile node can neither fail the request (an unparsable URL) nor send the visitor to
+ * a `javascript:` or other scheme through us.
+ */
+function visitorUrlFrom(url: unknown, nodeUrl: string): string | undefined {
+  if (typeof url !== 'string') return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url, nodeUrl + '/');
+  } catch {
+    return undefined;
+  }
+  return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.href : undefined;
 }
 
 function createMetrics(registry: NodeRegistry) {

@@ -265,6 +265,23 @@ describe('nodes going down and coming back', () => {
       assert.ok(((await res.json()) as { url: string }).url.startsWith(a.url + '/user/a-'));
     }
   });
+
+  test('a node whose spawn answer names no usable http(s) URL is skipped and marked down, never a 500 or a foreign scheme', async () => {
+    for (const broken of ['http://[', 'javascript:alert(1)']) {
+      const a = await standIn('a', { available: 1, capacity: 100, room: 100 });
+      const b = await standIn('b', { available: 1, capacity: 100, room: 100 });
+      a.spawnUrl = broken;
+      const r = await redirector(['--node', a.url, '--node', b.url]);
+      await waitForNodes(r, 'both up', (n) => n.every((x) => x.up));
+      for (let i = 0; i < 4; i++) {
+        const res = await fetch(`${r.url}/api/spawn`, { method: 'POST' });
+        assert.equal(res.status, 200, broken);
+        assert.ok(((await res.json()) as { url: string }).url.startsWith(b.url + '/user/b-'), broken);
+      }
+      // Smooth weighted round robin asks each of two equal nodes within two spawns.
+      assert.ok(a.visits.includes('POST /api/spawn'), `${broken}: a was asked`);
+    }
+  });
 });
 
 describe('admin API', () => {

@@ -25,6 +25,8 @@ export interface StandInNode {
   hang: boolean;
   /** Status POST /api/spawn answers with (200 by default; 429 for a full node). */
   spawnStatus: number;
+  /** The `url` a 200 spawn answers with, when set (a broken node); else `/user/<name>-<n>/`. */
+  spawnUrl?: string;
   close(): Promise<void>;
 }
 
@@ -62,7 +64,7 @@ export async function startStandIn(name: string, stats: StandInStats, { tmpnbOnl
         return;
       }
       node.spawns++;
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ url: `/user/${name}-${node.spawns}/` }));
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ url: node.spawnUrl ?? `/user/${name}-${node.spawns}/` }));
       return;
     }
     node.visits.push(path);

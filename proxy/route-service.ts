@@ -7,7 +7,7 @@
  * last_activity moves in memory on every request or WebSocket chunk and is written to the store
  * coalesced, every `activityFlushMs`, for the routes that changed only.
  */
-import { parseActivityIgnore } from '../shared/activity-ignore.js';
+import { MAX_IGNORE_TESTED_LENGTH, parseActivityIgnore } from '../shared/activity-ignore.js';
 import { BadRequest, NotFound, ServiceUnavailable } from '../shared/errors.js';
 import { jsonDepth, MAX_JSON_DEPTH } from '../shared/http.js';
 import type { Logger } from '../shared/log.js';
@@ -96,7 +96,7 @@ export function parseTarget(value: unknown): Target {
 /** True when a request to `url` (the route's prefix included) is one the route says not to count as activity. */
 export function ignoresActivity(entry: RouteEntry, url: string): boolean {
   const patterns = entry.activityIgnore;
-  if (patterns === undefined) return false;
+  if (patterns === undefined || url.length > MAX_IGNORE_TESTED_LENGTH) return false;
   const rest = url.startsWith(entry.prefix) && entry.prefix !== '/' ? url.slice(entry.prefix.length) || '/' : url;
   return patterns.some((pattern) => pattern.test(rest));
 }

@@ -200,6 +200,26 @@ describe('forwarding', () => {
       await assert.rejects(proxy.routes.addRoute('/user/bad', { target: a.url, activity_ignore: '^/x' }), /must be a list/);
     });
 
+    test('"activity_ignore" patterns run in linear time: a backtracking one cannot hold the proxy, back-references are refused', async () => {
+      await proxy.routes.addRoute('/user/redos', { target: a.url, activity_ignore: ['(a+)+b'] });
+      // 28 characters: seconds of backtracking for a backtracking engine here, doubling with each more.
+      const started = performance.now();
+      assert.equal((await get(`${proxy.publicUrl}/user/redos/${'a'.repeat(28)}`)).res.status, 200);
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 1000, `answered in ${elapsed.toFixed(0)} ms`);
+      await assert.rejects(proxy.routes.addRoute('/user/bad', { target: a.url, activity_ignore: ['(a)\\1'] }), /needs backtracking/);
+      await assert.rejects(proxy.routes.addRoute('/user/bad', { target: a.url, activity_ignore: ['(?=x)y'] }), /needs backtracking/);
+      // Past 2,048 characters no pattern is run: such a request is never an app's poll, and counts.
+      await proxy.routes.addRoute('/user/long', { target: a.url, activity_ignore: ['^/api/kernels'] });
+      const lastActivity = async () => (await proxy.routes.getRoutes())['/user/long']!.last_activity;
+      const added = await lastActivity();
+      await new Promise((r) => setTimeout(r, 20));
+      await get(`${proxy.publicUrl}/user/long/api/kernels?${'x'.repeat(100)}`);
+      assert.equal(await lastActivity(), added, 'a poll');
+      await get(`${proxy.publicUrl}/user/long/api/kernels?${'x'.repeat(2100)}`);
+      assert.notEqual(await lastActivity(), added, 'too long to be a poll');
+    });
+
     test('dead target: 503 for HTTP and for WebSocket', async () => {
       await proxy.routes.addRoute('/dead', { target: await deadUrl() });
       const r = await get(`${proxy.publicUrl}/dead/x`);

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
-import { HttpError, ServiceUnavailable, TooManyRequests, BadRequest, NotFound, Conflict } from '../shared/errors.js';
+import { HttpError, ServiceUnavailable, TooManyRequests, BadRequest, NotFound, Conflict, ClientGone } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { NodeStats, PoolStats, RouteData, RouteTableClient } from '../shared/types.js';
 import { LABELS, type ContainerBackend } from './backend.js';
@@ -533,8 +533,11 @@ export class Orchestrator {
     return p;
   }
 
-  /** Claims now or waits in line (API: up to --spawn-wait; page visitors use tickets). */
-  async claimOrWait(poolName: string | undefined, context: ClaimContext, waitMs: number): Promise<Claim> {
+  /**
+   * Claims now or waits in line (API: up to --spawn-wait; page visitors use tickets). A caller who
+   * hangs up (`callerGone`) leaves the line, so no container is claimed for nobody.
+   */
+  async claimOrWait(poolName: string | undefined, context: ClaimContext, waitMs: number, callerGone?: AbortSignal): Promise<Claim> {
     const startedAt = performance.now();
     const now = Date.now();
     const immediate = await this.claimNow(poolName, context, startedAt);
@@ -557,6 +560,11 @@ export class Orchestrator {
         return;
       }
       this.addPending({ waiter, context, startedAt, resolve, reject });
+      callerGone?.addEventListener('abort', () => {
+        if (!this.takePending(waiter.id)) return; // already served (or expired)
+        this.core.dropWaiter(waiter.id, pool.name);
+        reject(new ClientGone('the caller hung up while waiting for a container'));
+      }, { once: true });
       this.kick();
     });
   }

@@ -25,6 +25,7 @@ import { VERSION } from '../shared/version.js';
 import {
   apiApp,
   cors,
+  hangUpSignal,
   htmlErrors,
   jsonBody,
   methodNotAllowed,
@@ -171,7 +172,7 @@ function publicApp(orch: Orchestrator, tickets: TicketDesk, config: Orchestrator
     if (body.pool !== undefined && typeof body.pool !== 'string') throw new BadRequest('"pool" must be a string: a pool\'s name');
     const pool = (body.pool as string | undefined) ?? new URLSearchParams(ctx.querystring).get('pool') ?? undefined;
     const context: ClaimContext = { path: body.path ? safePath(body.path as string) : '', query: ctx.querystring, client: clientOf(ctx) };
-    const claim = await orch.claimOrWait(pool, context, config.spawnWait * 1000);
+    const claim = await orch.claimOrWait(pool, context, config.spawnWait * 1000, hangUpSignal(ctx));
     ctx.body = { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) };
   });
   api.all(/^\/api\/wait\/([A-Za-z0-9]{1,64})$/, async (ctx) => {
@@ -243,7 +244,7 @@ function adminApp(orch: Orchestrator, config: OrchestratorConfig, registry: Retu
     if (b.path !== undefined && typeof b.path !== 'string') throw new BadRequest('"path" must be a string');
     if (b.query !== undefined && typeof b.query !== 'string') throw new BadRequest('"query" must be a string');
     const context: ClaimContext = { path: b.path ? safePath(b.path as string) : '', query: (b.query as string | undefined) ?? '' };
-    ctx.body = await orch.claimOrWait(ctx.params.name!, context, config.spawnWait * 1000);
+    ctx.body = await orch.claimOrWait(ctx.params.name!, context, config.spawnWait * 1000, hangUpSignal(ctx));
   });
   api.post('/api/pools/:name/:action', (ctx) => {
     throw new NotFound(`no pool action ${JSON.stringify(ctx.params.action)}; actions: resize, refresh, drain, empty, resume, claim`);

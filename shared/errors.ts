@@ -81,6 +81,13 @@ export class ServiceUnavailable extends HttpError {
 }
 
 /** Bad configuration (flags, environment, config file): the program prints it in one line and exits 2. */
+/** The client went away before its answer (nginx's 499): nothing can be sent, and it is nobody's fault here. */
+export class ClientGone extends HttpError {
+  constructor(message: string) {
+    super(499, message);
+  }
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);

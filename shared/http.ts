@@ -1,7 +1,7 @@
 /** Small HTTP helpers shared by the programs' APIs: bounded bodies, safe JSON, paths, tokens. */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { BadRequest, PayloadTooLarge } from './errors.js';
+import { BadRequest, ClientGone, PayloadTooLarge } from './errors.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** Deeper JSON than this is refused: no legitimate API body nests so far, and deep values break tools. */
@@ -13,10 +13,16 @@ export async function readBody(req: IncomingMessage, limit = DEFAULT_BODY_LIMIT)
   if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLarge(limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new PayloadTooLarge(limit);
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw new PayloadTooLarge(limit);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    // node:http's 'aborted' (ECONNRESET): the client hung up in the middle of its body.
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET') throw new ClientGone('the client hung up while sending its request');
+    throw err;
   }
   return Buffer.concat(chunks).toString('utf8');
 }

@@ -50,9 +50,9 @@ export function serverFor(app: Koa): Server {
 function requestLog(log: Logger): Middleware {
   const entry = (ctx: Context, started: number) => ({ method: ctx.method, url: ctx.url.slice(0, 200), status: ctx.status, ms: Math.round((performance.now() - started) * 100) / 100 });
   return async (ctx, next) => {
+    const started = performance.now();
     // On the claim path: nothing is built for a line the log level drops.
     const debug = log.isLevelEnabled('debug');
-    const started = debug ? performance.now() : 0;
     await next();
     if (ctx.status === 403) log.info(entry(ctx, started), 'request refused: missing or wrong token');
     else if (debug) log.debug(entry(ctx, started), 'request');
@@ -76,14 +76,18 @@ const originForm: Middleware = (ctx, next) => {
   return next();
 };
 
-/** Typed errors to their status, headers and a JSON `{status, message}`; anything else is a logged 500. */
+/**
+ * Typed errors to their status, headers and a JSON `{status, message}`; anything else is a 500,
+ * logged with its stack. Typed errors are answers (a full pool, a draining node, a client gone),
+ * said to the client and counted where they arise, not logged again here as failures.
+ */
 function errors(log: Logger): Middleware {
   return async (ctx, next) => {
     try {
       await next();
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500) log.error({ err, method: ctx.method, url: ctx.url.slice(0, 200) }, 'request failed');
+      if (!(err instanceof HttpError)) log.error({ err, method: ctx.method, url: ctx.url.slice(0, 200) }, 'request failed');
       if (ctx.headerSent || !ctx.writable) {
         ctx.res.destroy();
         return;
@@ -220,6 +224,19 @@ export function emptyReply(ctx: Context, status: number): void {
   ctx.body = null;
   ctx.status = status;
   ctx.length = 0;
+}
+
+/**
+ * Aborted when the client hangs up before its answer is sent: for handlers that wait (a place in
+ * line), so nothing is done for a caller who is gone. (A request's own 'close' fires once its body
+ * is read, so the response's tells.)
+ */
+export function hangUpSignal(ctx: Context): AbortSignal {
+  const controller = new AbortController();
+  ctx.res.once('close', () => {
+    if (!ctx.res.writableFinished) controller.abort();
+  });
+  return controller.signal;
 }
 
 /** 302 to `location` with no body, never cached. */

@@ -108,3 +108,24 @@ test('an API visitor waiting within --spawn-wait gets the next container', async
     await node.stop();
   }
 });
+
+test('an API caller who hangs up while waiting leaves the line: the next container stays warm, claimed for nobody', async () => {
+  await requireImage(TINY_IMAGE);
+  const node = await startNode('apigone', ['--pool-size', '1', '--max-containers', '1', '--spawn-wait', '30']);
+  try {
+    await waitForWarm(node, 'default', 1);
+    const first = await http(`${node.proxy.url}/api/spawn`, { method: 'POST' });
+    assert.equal(first.status, 200);
+    // Waits (no room), then gives up, as a publisher's script with a timeout does.
+    await assert.rejects(fetch(`${node.proxy.url}/api/spawn`, { method: 'POST', signal: AbortSignal.timeout(500) }));
+    await waitFor(async () => (await stats(node)).waiting === 0 || undefined, { what: 'the line to empty' });
+    // Room frees: what starts must wait warm for the next visitor, not be claimed for the one gone.
+    const [claimed] = await docker().listContainers({ filters: { label: [`${LABELS.instance}=${node.instance}`] } });
+    await docker().getContainer(claimed!.Id).kill();
+    await waitForWarm(node, 'default', 1, 30_000);
+    const s = await stats(node);
+    assert.equal(s.claimed, 0, 'nothing claimed for the caller who hung up');
+  } finally {
+    await node.stop();
+  }
+});

@@ -3,7 +3,7 @@
  * whether each is up (polled GET /api/stats with a timeout; any failure marks it down at once) and
  * draining, and the load records the chooser weighs.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { BadRequest, Conflict, NotFound } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { openStore, type RecordStore, type Unsubscribe } from '../shared/store.js';
@@ -54,6 +54,13 @@ export interface NodeView {
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Longer node URLs are refused: every redirect carries one. */
+const MAX_NODE_URL_LENGTH = 2048;
+/**
+ * Sent with the redirector's own /api/stats: a node whose stats carry this redirector's id is the
+ * redirector itself (added by mistake under one of its names), and would send visitors in a loop.
+ */
+export const REDIRECTOR_ID_HEADER = 'x-nbpool-redirector';
 
 /**
  * Checks and normalises a node base URL: http(s), a host, no credentials (they would leak into
@@ -61,6 +68,7 @@ const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  */
 export function normalizeNodeUrl(raw: unknown): string {
   if (typeof raw !== 'string' || raw.trim() === '') throw new BadRequest(`node URL must be a non-empty string, got ${JSON.stringify(raw)}`);
+  if (raw.length > MAX_NODE_URL_LENGTH) throw new BadRequest(`node URL must be at most ${MAX_NODE_URL_LENGTH} characters`);
   let url: URL;
   try {
     url = new URL(raw.trim());
@@ -104,6 +112,9 @@ export class NodeRegistry {
   private timer: NodeJS.Timeout | undefined;
   private unwatch: Unsubscribe | undefined;
   private statsTimeoutMs = 2000;
+
+  /** This redirector's id, sent as REDIRECTOR_ID_HEADER with its own stats. */
+  readonly selfId = randomUUID();
 
   private constructor(
     private readonly store: RecordStore<NodeRecord>,
@@ -256,6 +267,10 @@ export class NodeRegistry {
       if (!res.ok) {
         await res.body?.cancel();
         throw new Error(`GET /api/stats answered ${res.status}`);
+      }
+      if (res.headers.get(REDIRECTOR_ID_HEADER) === this.selfId) {
+        await res.body?.cancel();
+        throw new Error('this URL is this redirector itself, not a node: its visitors would be sent back here');
       }
       const stats = parseStats(await res.json());
       if (this.nodes.get(node.record.id) !== node) return; // removed while polling

@@ -33,7 +33,7 @@ import {
   type Context,
 } from '../shared/web.js';
 import { nodeSpecProblem, type RedirectorConfig } from './config.js';
-import { NodeRegistry, normalizeNodeUrl, type NodeState } from './nodes.js';
+import { NodeRegistry, normalizeNodeUrl, REDIRECTOR_ID_HEADER, type NodeState } from './nodes.js';
 import { waitingPage } from './waiting.js';
 
 /** The cookie that brings a returning visitor back to the node that holds their container. */
@@ -187,6 +187,7 @@ export async function startRedirector(config: RedirectorConfig, log: Logger): Pr
   publicApi.post('/api/spawn', spawn);
   publicApi.get(['/api/stats', '/stats'], (ctx) => {
     ctx.set('Cache-Control', 'no-store');
+    ctx.set(REDIRECTOR_ID_HEADER, registry.selfId);
     ctx.body = totals();
   });
   const publicPages = new Router({ sensitive: true });

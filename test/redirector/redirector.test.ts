@@ -339,6 +339,7 @@ describe('admin API', () => {
       // Nothing reads a weight: taking it silently would mislead.
       ['POST', '/api/nodes', JSON.stringify({ url: 'http://x.test', weight: 3 }), 400, /unknown key "weight"/],
       ['POST', '/api/nodes', JSON.stringify({ url: 'http://x.test', id: 5 }), 400, /"id" must be a string/],
+      ['POST', '/api/nodes', JSON.stringify({ url: `http://x.test/${'a'.repeat(3000)}` }), 400, /at most 2048 characters/],
       ['POST', '/api/nodes', JSON.stringify({ url: a.url }), 409, /already known/],
       ['POST', '/api/nodes', '{"url": ', 400, /not valid JSON/],
       ['POST', '/api/nodes', '[1]', 400, /JSON object/],
@@ -371,6 +372,28 @@ describe('admin API', () => {
     await assert.rejects(redirector(['--config', configFile]), { name: 'ConfigError', message: /node id "same" is already used/ });
     writeFileSync(configFile, JSON.stringify({ nodes: [a.url, { url: a.url, weight: 2 }] }));
     assert.throws(() => parseRedirectorConfig(['--config', configFile]), /nodes\[1\]: unknown key "weight"/);
+  });
+
+  test('the redirector added as its own node is down, saying so: no loop, no figures counted twice', async () => {
+    const a = await standIn('a', { available: 1, capacity: 10, room: 10 });
+    const r = await redirector(['--node', a.url]);
+    await waitForNodes(r, 'a up', (n) => n[0]!.up);
+    // Under another of its names, as an operator might: 127.0.0.1 for localhost.
+    const self = r.url.replace('127.0.0.1', 'localhost');
+    assert.equal((await admin(r, 'POST', '/api/nodes', JSON.stringify({ url: self, id: 'self' }))).status, 201);
+    const selfView = await waitFor(async () => {
+      const list = (await (await admin(r, 'GET', '/api/nodes')).json()) as { nodes: NodeView[] };
+      const view = list.nodes.find((n) => n.id === 'self');
+      return view?.last_poll ? view : undefined;
+    }, { what: 'the first poll of itself' });
+    assert.equal(selfView.up, false);
+    assert.match(selfView.error ?? '', /this redirector itself/);
+    const stats = (await (await fetch(`${r.url}/api/stats`)).json()) as { capacity: number };
+    assert.equal(stats.capacity, 10, 'only the real node counts');
+    // A visitor whose cookie names it goes to the real node.
+    const visit = await rawGet(r.url, '/x', 'GET', { cookie: 'nbpool_node=self' });
+    assert.equal(visit.status, 302);
+    assert.equal(visit.headers.location, `${a.url}/x`);
   });
 
   test('Prometheus /metrics on the admin port counts visitors and node state', async () => {

@@ -64,9 +64,21 @@ export interface RunningOrchestrator {
 const LONG_POLL_MS = 10_000;
 const BODY_LIMIT = 64 * 1024;
 
-/** `/a//b` and backslashes must not turn the redirect into another site (`//evil`). */
+/**
+ * A path inside a visitor's container, made canonical: leading slashes and backslashes cannot turn
+ * the redirect into another site (`//evil`), dot segments (`..`, `%2e%2e`) cannot lead out of
+ * `/user/<id>/`, and characters a URL may not hold are percent-encoded.
+ */
 function safePath(path: string): string {
-  return '/' + path.replace(/\\/g, '/').replace(/^\/+/, '');
+  return new URL(path.replace(/\\/g, '/').replace(/^\/*/, '/'), 'http://visitor').pathname;
+}
+
+/** A `path` given in a JSON body: a string holding no query or fragment, which would end up inside the visitor's URL. */
+function bodyPath(value: unknown): string {
+  if (value === undefined || value === '') return '';
+  if (typeof value !== 'string') throw new BadRequest('"path" must be a string');
+  if (/[?#]/.test(value)) throw new BadRequest('"path" must be a path without "?" or "#": a query goes in the query string');
+  return safePath(value);
 }
 
 /** The cookie that brings a returning visitor back to their own container. */
@@ -168,10 +180,9 @@ function publicApp(orch: Orchestrator, tickets: TicketDesk, config: Orchestrator
   api.all('/stats', (ctx) => redirect(ctx, '/api/stats'));
   api.post('/api/spawn', jsonBody({ limit: BODY_LIMIT, emptyIsObject: true }), async (ctx) => {
     const body = ctx.request.body!;
-    if (body.path !== undefined && typeof body.path !== 'string') throw new BadRequest('"path" must be a string');
     if (body.pool !== undefined && typeof body.pool !== 'string') throw new BadRequest('"pool" must be a string: a pool\'s name');
     const pool = (body.pool as string | undefined) ?? new URLSearchParams(ctx.querystring).get('pool') ?? undefined;
-    const context: ClaimContext = { path: body.path ? safePath(body.path as string) : '', query: ctx.querystring, client: clientOf(ctx) };
+    const context: ClaimContext = { path: bodyPath(body.path), query: ctx.querystring, client: clientOf(ctx) };
     const claim = await orch.claimOrWait(pool, context, config.spawnWait * 1000, hangUpSignal(ctx));
     ctx.body = { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) };
   });
@@ -241,9 +252,8 @@ function adminApp(orch: Orchestrator, config: OrchestratorConfig, registry: Retu
   api.post('/api/pools/:name/resume', ...action((name) => orch.resume(name)));
   api.post('/api/pools/:name/claim', body, async (ctx) => {
     const b = ctx.request.body!;
-    if (b.path !== undefined && typeof b.path !== 'string') throw new BadRequest('"path" must be a string');
     if (b.query !== undefined && typeof b.query !== 'string') throw new BadRequest('"query" must be a string');
-    const context: ClaimContext = { path: b.path ? safePath(b.path as string) : '', query: (b.query as string | undefined) ?? '' };
+    const context: ClaimContext = { path: bodyPath(b.path), query: (b.query as string | undefined) ?? '' };
     ctx.body = await orch.claimOrWait(ctx.params.name!, context, config.spawnWait * 1000, hangUpSignal(ctx));
   });
   api.post('/api/pools/:name/:action', (ctx) => {

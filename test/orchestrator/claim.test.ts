@@ -87,6 +87,17 @@ test('POST /api/spawn answers JSON with and without trailing slash; CORS', async
     assert.equal(wrongType.status, 400, JSON.stringify(pool));
     assert.match(JSON.parse(wrongType.body).message, /"pool" must be a string/);
   }
+  // A path with a query or fragment would carry them into the middle of the visitor's URL.
+  for (const path of ['/a#frag', '/a?b=1', 5]) {
+    const odd = await http(`${node.proxy.url}/api/spawn?x=1`, { method: 'POST', body: JSON.stringify({ path }) });
+    assert.equal(odd.status, 400, JSON.stringify(path));
+    assert.match(JSON.parse(odd.body).message, /"path" must be a/);
+  }
+  // Dot segments stay inside the visitor's prefix; what a URL cannot hold is encoded.
+  const dotted = await http(`${node.proxy.url}/api/spawn?x=1`, { method: 'POST', body: JSON.stringify({ path: '/../%2e%2e/../a b/ü.ipynb' }) });
+  assert.equal(dotted.status, 200, dotted.body);
+  const { url, id } = JSON.parse(dotted.body) as { url: string; id: string };
+  assert.equal(url, `/user/${id}/a%20b/%C3%BC.ipynb?x=1`);
   const unknown = await http(`${node.proxy.url}/api/spawn?pool=nope`, { method: 'POST' });
   assert.equal(unknown.status, 404);
   assert.match(JSON.parse(unknown.body).message, /no pool named "nope"/);

@@ -215,10 +215,10 @@ function adminApp(orch: Orchestrator, config: OrchestratorConfig, registry: Retu
   const page = new Router({ sensitive: true });
   page.get(['/', '/status'], staticPage(statusPageHtml({ title: `nbpool orchestrator ${config.instance}`, historyPath: '/api/stats/history', statsPath: '/api/stats' })));
 
-  const body = jsonBody({ limit: BODY_LIMIT, emptyIsObject: true });
+  const body = (keys: readonly string[]) => jsonBody({ limit: BODY_LIMIT, emptyIsObject: true, keys });
   /** A pool action: runs `act` on the named pool and answers the pool's figures (plus what `act` returns). */
-  const action = (act: (name: string, body: Record<string, unknown>) => object | void): Middleware[] => [
-    body,
+  const action = (act: (name: string, body: Record<string, unknown>) => object | void, keys: readonly string[] = []): Middleware[] => [
+    body(keys),
     (ctx) => {
       const name = (ctx as RouterContext).params.name!;
       const extra = act(name, ctx.request.body!);
@@ -245,12 +245,12 @@ function adminApp(orch: Orchestrator, config: OrchestratorConfig, registry: Retu
   api.post('/api/pools/:name/resize', ...action((name, b) => {
     if (!('size' in b)) throw new BadRequest('send {"size": N}');
     orch.resize(name, b.size);
-  }));
+  }, ['size']));
   api.post('/api/pools/:name/refresh', ...action((name) => ({ generation: orch.refresh(name) })));
   api.post('/api/pools/:name/drain', ...action((name) => orch.drain(name, false)));
   api.post('/api/pools/:name/empty', ...action((name) => orch.drain(name, true)));
   api.post('/api/pools/:name/resume', ...action((name) => orch.resume(name)));
-  api.post('/api/pools/:name/claim', body, async (ctx) => {
+  api.post('/api/pools/:name/claim', body(['path', 'query']), async (ctx) => {
     const b = ctx.request.body!;
     if (b.query !== undefined && typeof b.query !== 'string') throw new BadRequest('"query" must be a string');
     const context: ClaimContext = { path: bodyPath(b.path), query: (b.query as string | undefined) ?? '' };

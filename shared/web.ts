@@ -168,10 +168,16 @@ export function cors({ origin, paths, methods, headers, maxAgeSeconds = 600 }: C
  * Reads the body (up to `limit` bytes, 413 beyond) as a JSON object into `ctx.request.body`; bad
  * JSON is a 400. With `emptyIsObject` an empty body reads as `{}`.
  */
-export function jsonBody({ limit, emptyIsObject = false }: { limit?: number; emptyIsObject?: boolean } = {}): Middleware {
+export function jsonBody({ limit, emptyIsObject = false, keys }: { limit?: number; emptyIsObject?: boolean; keys?: readonly string[] } = {}): Middleware {
   return async (ctx, next) => {
     const text = await readBody(ctx.req, limit);
-    ctx.request.body = emptyIsObject && text.trim() === '' ? {} : parseJsonObject(text);
+    const body = emptyIsObject && text.trim() === '' ? {} : parseJsonObject(text);
+    // A key the handler does not read was meant to do something: taking it silently would mislead.
+    const unknown = keys && Object.keys(body).find((key) => !keys.includes(key));
+    if (unknown !== undefined) {
+      throw new BadRequest(`unknown key ${JSON.stringify(unknown)}; ${keys!.length ? `this takes ${keys!.map((k) => JSON.stringify(k)).join(', ')}` : 'this takes no body'}`);
+    }
+    ctx.request.body = body;
     await next();
   };
 }

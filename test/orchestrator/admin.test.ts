@@ -64,6 +64,10 @@ test('bad admin input gets 4xx with a clear message', async () => {
     ['/api/pools/default/resize', 'GET', undefined, 405, /method not allowed/],
     ['/api/nothing', 'GET', undefined, 404, /no admin API/],
     ['/api/pools/default/claim', 'POST', { path: 3 }, 400, /"path" must be a string/],
+    // A key nothing reads would mislead: refused, naming what the action takes.
+    ['/api/pools/default/resize', 'POST', { size: 2, min: 1 }, 400, /unknown key "min"; this takes "size"/],
+    ['/api/pools/default/drain', 'POST', { empty: true }, 400, /unknown key "empty"; this takes no body/],
+    ['/api/pools/default/claim', 'POST', { path: '/x', pool: 'other' }, 400, /unknown key "pool"; this takes "path", "query"/],
   ];
   for (const [path, method, body, status, message] of cases) {
     const reply = await admin(path, method, body);

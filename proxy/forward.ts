@@ -7,7 +7,7 @@
  * own client behind this same interface (bench/README.md, "Forwarding engine"): the library drops
  * some upgrade requests unanswered; node:http's client costs about a third more CPU a request.
  */
-import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request as httpRequest, STATUS_CODES, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIPv4, type BlockList, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -432,7 +432,9 @@ export class NodeForwarder implements Forwarder {
         upstreamSocket.destroy();
         return;
       }
-      let text = `HTTP/1.1 101 ${upstreamRes.statusMessage || 'Switching Protocols'}\r\n`;
+      // The standard reason phrase, not the target's: the phrase means nothing, and one with control
+      // characters would go to the client as it came.
+      let text = 'HTTP/1.1 101 Switching Protocols\r\n';
       const raw = upstreamRes.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) text += `${raw[i]}: ${raw[i + 1]}\r\n`;
       socket.write(text + '\r\n');
@@ -466,7 +468,7 @@ export class NodeForwarder implements Forwarder {
         upstreamRes.destroy();
         return;
       }
-      let text = `HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage ?? ''}\r\n`;
+      let text = `HTTP/1.1 ${upstreamRes.statusCode} ${STATUS_CODES[upstreamRes.statusCode!] ?? ''}\r\n`;
       const headers = relayedResponseHeaders(req, upstreamRes.rawHeaders, route, this.options);
       for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
       socket.write(text + 'Connection: close\r\n\r\n');
@@ -479,7 +481,8 @@ export class NodeForwarder implements Forwarder {
 
     upstream.on('error', (err) => {
       if (upgraded) return;
-      hooks.failed(err);
+      // As on the HTTP path: an answer that cannot be parsed is the target's fault (502), not its absence (503).
+      hooks.failed(unparsable(err) ? new BadGateway(`the target's response cannot be parsed: ${err.message}`) : err);
     });
     upstream.end();
   }

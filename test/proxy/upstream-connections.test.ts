@@ -4,7 +4,7 @@
  * answers, and no connection left open after visitors go away.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { RunningProxy } from '../../proxy/server.js';
 import { waitFor } from '../helpers/net.js';
@@ -147,6 +147,31 @@ describe('connections to targets', () => {
     assert.equal(res.statusText, 'Bad Gateway');
     assert.match(await res.text(), /502/);
     assert.equal(await (await fetch(`${proxy.publicUrl}/reason/fine`)).text(), 'ok');
+  });
+
+  test('WebSocket handshakes: a garbled answer is a 502 as over HTTP, and the reason phrase sent is the standard one', async () => {
+    const target = await rawTarget((head, _nth, socket) => {
+      if (head.includes('/garbled')) socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nBad Header\r\n\r\n');
+      else if (head.includes('/odd')) socket.write('HTTP/1.1 101 Sw\x01itching\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      else socket.write('HTTP/1.1 403 Nope\x01\r\nContent-Length: 0\r\n\r\n');
+    });
+    await routeTo('/ws', target);
+    const { port } = new URL(proxy.publicUrl);
+    const statusLine = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(`GET /ws${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+        });
+        socket.once('data', (chunk) => {
+          resolve(chunk.toString('latin1').split('\r\n')[0]!);
+          socket.destroy();
+        });
+        socket.on('error', reject);
+        socket.setTimeout(5000, () => reject(new Error('no answer')));
+      });
+    assert.equal(await statusLine('/garbled'), 'HTTP/1.1 502 Bad Gateway');
+    assert.equal(await statusLine('/odd'), 'HTTP/1.1 101 Switching Protocols');
+    assert.equal(await statusLine('/refused'), 'HTTP/1.1 403 Forbidden');
   });
 
   test('a target that answers before reading a large body: its answer is relayed, and the next request is served', async () => {

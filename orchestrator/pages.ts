@@ -63,6 +63,11 @@ export function fullPage(message: string, retryAfterSeconds: number, noun = 'not
   );
 }
 
+/** A visitor's link names what this node does not have (a mistyped pool): say so in a page, not JSON. */
+export function notFoundPage(message: string): string {
+  return page('Not found', `<h1>This link leads nowhere</h1><p>${escapeHtml(message)}</p><p>The page that sent you here may hold a mistyped link.</p>`);
+}
+
 /** A visitor whose container stopped (killed, out of memory) comes back: say so, and offer a fresh one. */
 export function stoppedPage(reason: string, spawnUrl: string, noun = 'notebook'): string {
   const why = reason === 'out of memory' ? `it ran out of memory (the limit per ${escapeHtml(noun)})` : escapeHtml(reason);

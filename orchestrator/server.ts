@@ -47,7 +47,7 @@ import { DockerBackend } from './docker-backend.js';
 import { HttpProbe } from './probe.js';
 import { InstanceTaken } from './instance-owner.js';
 import { Orchestrator } from './orchestrator.js';
-import { elsewherePage, fullPage, loadingPage, stoppedPage, waitingPage } from './pages.js';
+import { elsewherePage, fullPage, loadingPage, notFoundPage, stoppedPage, waitingPage } from './pages.js';
 import { TicketDesk } from './tickets.js';
 import { visitorIdOfPath, type ClaimContext } from './visitor.js';
 
@@ -117,9 +117,10 @@ function loading(ctx: Context, orch: Orchestrator, pools: readonly PoolConfig[])
   sendHtml(ctx, 200, loadingPage(next.url, next.pool.noun));
 }
 
-/** A visitor turned away for now (the node is full or shutting down) gets a page, not JSON. */
-function busyPage(noun: (ctx: Context) => string) {
+/** A visitor turned away (the node is full or shutting down, or the link names no pool here) gets a page, not JSON. */
+function visitorErrorPage(noun: (ctx: Context) => string) {
   return (err: HttpError, ctx: Context) => {
+    if (err.status === 404) return { status: 404, html: notFoundPage(err.message) };
     if (err.status !== 503 && err.status !== 429) return undefined;
     const retryAfter = Number(err.headers['Retry-After'] ?? 30);
     return { status: 503, html: fullPage(err.message, retryAfter, noun(ctx)), headers: { 'Retry-After': String(retryAfter) } };
@@ -197,7 +198,7 @@ function publicApp(orch: Orchestrator, tickets: TicketDesk, config: Orchestrator
   pages.all('/api/{*rest}', (ctx) => {
     throw new NotFound(`no API ${ctx.path}`);
   });
-  pages.get('/spawn{/*rest}', htmlErrors(busyPage(nounOf)), spawn);
+  pages.get('/spawn{/*rest}', htmlErrors(visitorErrorPage(nounOf)), spawn);
   pages.get('{/*rest}', (ctx) => loading(ctx, orch, config.pools));
 
   return apiApp(

@@ -49,7 +49,11 @@ test('named pools from the config file: own command, size and entry path; listed
   assert.match(reply.headers.location as string, /^\/user\/[A-Za-z0-9]+\/lab$/);
   const route = (await node.proxy.routes.getRoutes())[(reply.headers.location as string).replace(/\/lab$/, '')];
   assert.equal(route?.pool, 'lab');
-  assert.equal((await http(`${node.proxy.url}/spawn/?pool=nope`)).status, 404);
+  // A reader following a mistyped link gets a page saying so, not JSON.
+  const mistyped = await http(`${node.proxy.url}/spawn/?pool=nope`);
+  assert.equal(mistyped.status, 404);
+  assert.match(mistyped.headers['content-type'] as string, /text\/html/);
+  assert.match(mistyped.body, /no pool named &quot;nope&quot;/);
 });
 
 test('bad admin input gets 4xx with a clear message', async () => {

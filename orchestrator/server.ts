@@ -187,7 +187,7 @@ function publicApp(orch: Orchestrator, tickets: TicketDesk, config: Orchestrator
     const claim = await orch.claimOrWait(pool, context, config.spawnWait * 1000, hangUpSignal(ctx));
     ctx.body = { url: claim.url, id: claim.id, pool: claim.pool, ...(claim.token ? { token: claim.token } : {}) };
   });
-  api.all(/^\/api\/wait\/([A-Za-z0-9]{1,64})$/, async (ctx) => {
+  api.get(/^\/api\/wait\/([A-Za-z0-9]{1,64})$/, async (ctx) => {
     const view = await tickets.wait(ctx.captures![0]!, LONG_POLL_MS);
     if (view.state === 'ready') ctx.body = { ready: true, url: view.url };
     else if (view.state === 'waiting') ctx.body = { ready: false, position: view.position, waiting: view.waiting };

@@ -79,6 +79,7 @@ test('POST /api/spawn answers JSON with and without trailing slash; CORS', async
   assert.match(String(preflight.headers['access-control-allow-methods']), /POST/);
   const wrong = await http(`${node.proxy.url}/api/spawn`);
   assert.equal(wrong.status, 405);
+  assert.equal((await http(`${node.proxy.url}/api/wait/abc`, { method: 'DELETE' })).status, 405, 'a ticket is only read');
   const bad = await http(`${node.proxy.url}/api/spawn`, { method: 'POST', body: '{"pool":' });
   assert.equal(bad.status, 400);
   // A pool named by something other than a string is refused, not read as the default pool.

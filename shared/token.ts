@@ -23,6 +23,8 @@ export interface Token {
   token: string;
   /** The file it is kept in; none when the operator gave it (or the directory is not writable). */
   file?: string;
+  /** Why a generated token could not be kept (it lives for this run only), for the operator. */
+  unkept?: string;
 }
 
 /** The token kept in `file` under `dir`, when there is one. */
@@ -54,17 +56,22 @@ export function ensureToken(given: string | undefined, name: string, dir: string
     return { token, file };
   } catch (err) {
     const other = (err as NodeJS.ErrnoException).code === 'EEXIST' ? readKeptToken(name, dir) : undefined;
-    return other ?? { token };
+    return other ?? { token, unkept: `could not keep it in ${file}: ${(err as Error).message}` };
   }
+}
+
+/** ` (for this run only: why)` when a generated token could not be kept, else nothing. */
+function unkeptNote(t: Token): string {
+  return t.unkept ? ` (for this run only: ${t.unkept})` : '';
 }
 
 /** Where an operator finds `t`: its file, the variable they set, or (kept nowhere) the token itself. */
 export function whereToFind(t: Token, given: string | undefined, variable: string): string {
   if (t.file) return `the token is in ${t.file}`;
-  return given ? `the token is the ${variable} you gave` : `token ${t.token}`;
+  return given ? `the token is the ${variable} you gave` : `token ${t.token}${unkeptNote(t)}`;
 }
 
 /** The status page link an operator opens: the token rides in the fragment, which never leaves the browser. */
 export function statusPageLink(adminUrl: string, t: Token, given: string | undefined): string {
-  return `${adminUrl}/#token=${given ? '<your ADMIN_AUTH_TOKEN>' : t.token}`;
+  return `${adminUrl}/#token=${given ? '<your ADMIN_AUTH_TOKEN>' : t.token}${unkeptNote(t)}`;
 }

@@ -6,7 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger, createLogger } from '../../shared/log.js';
 import { HttpRouteTableClient } from '../../shared/route-client.js';
@@ -76,6 +79,9 @@ export function uniqueInstance(what: string): string {
   return `t-${what}-${randomBytes(4).toString('hex')}`;
 }
 
+/** Claim journals go to the run's state directory (npm test makes one), never into the checkout. */
+const stateDir = process.env.NBPOOL_STATE_DIR ?? mkdtempSync(join(tmpdir(), 'nbpool-test-state-'));
+
 /** Config for a test: the tiny image, short periods, loopback ephemeral ports. */
 export function testConfig(instance: string, argv: string[] = [], file: Record<string, unknown> = {}): OrchestratorConfig {
   const { values } = parseConfig(
@@ -94,6 +100,7 @@ export function testConfig(instance: string, argv: string[] = [], file: Record<s
       '--max-per-client', '0',
       '--claims-per-minute', '0',
       '--admin-auth-token', ADMIN_TOKEN,
+      '--state-dir', stateDir,
       ...argv,
     ],
     {},

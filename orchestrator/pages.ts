@@ -63,6 +63,14 @@ export function fullPage(message: string, retryAfterSeconds: number, noun = 'not
   );
 }
 
+/** A visitor over their address's share (fair-share.ts): it is about them, not about the node being full. */
+export function overSharePage(message: string, retryAfterSeconds: number, noun = 'notebook'): string {
+  return page(
+    `Too many ${noun}s from here`,
+    `<h1>Too many ${escapeHtml(noun)}s from your address</h1><p>${escapeHtml(message)}</p><p>Please try again in ${retryAfterSeconds} seconds.</p>`,
+  );
+}
+
 /** A visitor's link names what this node does not have (a mistyped pool): say so in a page, not JSON. */
 export function notFoundPage(message: string): string {
   return page('Not found', `<h1>This link leads nowhere</h1><p>${escapeHtml(message)}</p><p>The page that sent you here may hold a mistyped link.</p>`);

@@ -47,7 +47,7 @@ import { DockerBackend } from './docker-backend.js';
 import { HttpProbe } from './probe.js';
 import { InstanceTaken } from './instance-owner.js';
 import { Orchestrator } from './orchestrator.js';
-import { elsewherePage, fullPage, loadingPage, notFoundPage, stoppedPage, waitingPage } from './pages.js';
+import { elsewherePage, fullPage, loadingPage, notFoundPage, overSharePage, stoppedPage, waitingPage } from './pages.js';
 import { TicketDesk } from './tickets.js';
 import { visitorIdOfPath, type ClaimContext } from './visitor.js';
 
@@ -123,7 +123,9 @@ function visitorErrorPage(noun: (ctx: Context) => string) {
     if (err.status === 404) return { status: 404, html: notFoundPage(err.message) };
     if (err.status !== 503 && err.status !== 429) return undefined;
     const retryAfter = Number(err.headers['Retry-After'] ?? 30);
-    return { status: 503, html: fullPage(err.message, retryAfter, noun(ctx)), headers: { 'Retry-After': String(retryAfter) } };
+    const headers = { 'Retry-After': String(retryAfter) };
+    if (err.details.reason !== undefined) return { status: 429, html: overSharePage(err.message, retryAfter, noun(ctx)), headers };
+    return { status: 503, html: fullPage(err.message, retryAfter, noun(ctx)), headers };
   };
 }
 

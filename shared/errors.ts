@@ -80,7 +80,6 @@ export class ServiceUnavailable extends HttpError {
   }
 }
 
-/** Bad configuration (flags, environment, config file): the program prints it in one line and exits 2. */
 /** The client went away before its answer (nginx's 499): nothing can be sent, and it is nobody's fault here. */
 export class ClientGone extends HttpError {
   constructor(message: string) {
@@ -88,6 +87,7 @@ export class ClientGone extends HttpError {
   }
 }
 
+/** Bad configuration (flags, environment, config file): the program prints it in one line and exits 2. */
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);

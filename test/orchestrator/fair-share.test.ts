@@ -85,6 +85,12 @@ test('on the real engine: one client hammering /api/spawn gets its cap and no mo
     assert.match(r.body, /already holds 3 containers|too many new containers/);
   }
   assert.deepEqual(others.map((r) => r.status), Array<number>(9).fill(200), 'every other client landed');
+  // In a browser the same refusal is a page about the visitor's share, not one saying the node is full.
+  const page = await http(`${node.proxy.url}/spawn/`, { headers: { 'X-Forwarded-For': '198.51.100.1' } });
+  assert.equal(page.status, 429);
+  assert.match(page.headers['content-type'] as string, /text\/html/);
+  assert.match(page.body, /Too many notebooks from your address/);
+  assert.match(page.body, /already holds 3 containers|too many new containers/);
   const ids = new Set([...hammer, ...others].filter((r) => r.status === 200).map((r) => (JSON.parse(r.body) as { id: string }).id));
   assert.equal(ids.size, 12, 'twelve visitors, twelve containers, none handed out twice');
 });

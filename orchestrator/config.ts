@@ -63,6 +63,13 @@ export const orchestratorOptionSpecs = {
     metavar: 'N',
   },
   cullTimeout: { type: 'number', default: 3600, min: 0, help: 'seconds a claimed container may stay idle (proxy last_activity) before it is removed; 0 = never', metavar: 'SECONDS' },
+  unvisitedTimeout: {
+    type: 'number',
+    default: 300,
+    min: 0,
+    help: 'seconds a claimed container may wait for its visitor\'s first request (a caller that hung up after its claim, a waiting page closed just before its turn) before it is removed; 0 = only --cull-timeout',
+    metavar: 'SECONDS',
+  },
   cullPeriod: { type: 'number', default: 600, min: 0.05, help: 'seconds between cull passes', metavar: 'SECONDS' },
   reconcilePeriod: {
     type: 'number',

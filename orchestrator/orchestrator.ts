@@ -623,6 +623,7 @@ export class Orchestrator {
     if (context.client !== undefined) this.shares.hold(context.client, container.id);
     try {
       await this.writeRoute(container);
+      this.core.routed(container.id, Date.now());
     } catch (err) {
       this.log.error({ err, id: container.id }, 'proxy refused the route; retiring the container');
       this.retire(container.id, 'route-failed');
@@ -784,9 +785,14 @@ export class Orchestrator {
   }
 
   private async cull(now: number, lastActivity: ReadonlyMap<string, number>): Promise<void> {
-    const plan = this.core.cullPlan(now, lastActivity, this.config.cullTimeout * 1000, this.config.cullMax * 1000);
+    const plan = this.core.cullPlan(now, lastActivity, {
+      idleMs: this.config.cullTimeout * 1000,
+      unvisitedMs: this.config.unvisitedTimeout * 1000,
+      maxAgeMs: this.config.cullMax * 1000,
+    });
     // demand (issue 16 part 3): a kernel still computing with the tab closed is activity; ask the app.
-    const apps = await Promise.all(plan.map(({ id }) => this.askApp(id)));
+    // A container nobody ever visited has no kernel of theirs to ask about.
+    const apps = await Promise.all(plan.map(({ id, reason }) => (reason === 'unvisited' ? undefined : this.askApp(id))));
     for (const [i, { id, reason }] of plan.entries()) {
       const c = this.core.get(id);
       if (!c || c.state === 'removing') continue;

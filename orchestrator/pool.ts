@@ -22,6 +22,11 @@ export interface PoolContainer {
   generation: number;
   createdAt: number;
   claimedAt?: number;
+  /**
+   * When the claim's route was written (`routed`): the proxy stamps a new route's last activity at
+   * or before this, so activity after it is the visitor's own. Unknown for adopted containers.
+   */
+  routedAt?: number;
 }
 
 export interface PoolSpec {
@@ -102,7 +107,17 @@ export interface PoolFigures {
   refillPaused: boolean;
 }
 
-export type CullReason = 'idle' | 'max-age';
+export type CullReason = 'idle' | 'unvisited' | 'max-age';
+
+/** The cull rules' time limits in ms; 0 disables a rule. */
+export interface CullLimits {
+  /** A claimed container with no activity for this long. */
+  idleMs: number;
+  /** A claimed container whose visitor never arrived (no activity since its route was written) for this long. */
+  unvisitedMs: number;
+  /** Any container older than this. */
+  maxAgeMs: number;
+}
 
 /** A pool or the whole node cannot take this visitor now. */
 export class PoolError extends Error {
@@ -442,11 +457,20 @@ export class PoolCore {
     return out;
   }
 
+  /** The claim's route is in the proxy as of `at` (see PoolContainer.routedAt). */
+  routed(id: string, at: number): void {
+    const c = this.containers.get(id);
+    if (c?.state === 'claimed') c.routedAt = at;
+  }
+
   /**
-   * Claimed containers idle longer than `idleMs` (last activity from the proxy, or the claim time
-   * when the proxy has none), and any container older than `maxAgeMs` (0 disables either rule).
+   * Any container older than `maxAgeMs`; claimed containers whose visitor never arrived within
+   * `unvisitedMs` of the route being written (a caller gone after the claim, a page closed just
+   * before its turn); claimed containers idle longer than `idleMs` (last activity from the proxy,
+   * or the claim time when the proxy has none). A container the proxy has no route for is judged
+   * unvisited by nobody: reconcile puts its route back first.
    */
-  cullPlan(now: number, lastActivity: ReadonlyMap<string, number>, idleMs: number, maxAgeMs: number): Array<{ id: string; reason: CullReason }> {
+  cullPlan(now: number, lastActivity: ReadonlyMap<string, number>, { idleMs, unvisitedMs, maxAgeMs }: CullLimits): Array<{ id: string; reason: CullReason }> {
     const out: Array<{ id: string; reason: CullReason }> = [];
     for (const c of this.containers.values()) {
       if (c.state === 'removing' || c.state === 'starting') continue;
@@ -454,10 +478,13 @@ export class PoolCore {
         out.push({ id: c.id, reason: 'max-age' });
         continue;
       }
-      if (c.state === 'claimed' && idleMs > 0) {
-        const last = Math.max(lastActivity.get(c.id) ?? 0, c.claimedAt ?? c.createdAt);
-        if (now - last > idleMs) out.push({ id: c.id, reason: 'idle' });
+      if (c.state !== 'claimed') continue;
+      const activity = lastActivity.get(c.id);
+      if (unvisitedMs > 0 && c.routedAt !== undefined && activity !== undefined && activity <= c.routedAt && now - c.routedAt > unvisitedMs) {
+        out.push({ id: c.id, reason: 'unvisited' });
+        continue;
       }
+      if (idleMs > 0 && now - Math.max(activity ?? 0, c.claimedAt ?? c.createdAt) > idleMs) out.push({ id: c.id, reason: 'idle' });
     }
     return out;
   }

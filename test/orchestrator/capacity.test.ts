@@ -129,3 +129,20 @@ test('an API caller who hangs up while waiting leaves the line: the next contain
     await node.stop();
   }
 });
+
+test('a claim whose visitor never arrives is removed after --unvisited-timeout; one whose visitor came stays', async () => {
+  await requireImage(TINY_IMAGE);
+  const node = await startNode('unvisited', ['--pool-size', '2', '--unvisited-timeout', '1.5', '--cull-timeout', '3600', '--cull-period', '0.2', '--reconcile-period', '0.2']);
+  try {
+    await waitForWarm(node, 'default', 2);
+    const claim = async () => JSON.parse((await http(`${node.proxy.url}/api/spawn`, { method: 'POST' })).body) as { id: string; url: string };
+    const gone = await claim();
+    const came = await claim();
+    assert.equal((await http(`${node.proxy.url}${came.url}`)).status, 200, 'the visitor arrives');
+    await waitFor(async () => !(await node.proxy.routes.getRoutes())[`/user/${gone.id}`] || undefined, { what: 'the unvisited claim to be culled', timeoutMs: 15_000 });
+    assert.ok((await node.proxy.routes.getRoutes())[`/user/${came.id}`], 'the visited claim keeps its route');
+    assert.equal((await http(`${node.proxy.url}${came.url}`)).status, 200, 'and its container');
+  } finally {
+    await node.stop();
+  }
+});

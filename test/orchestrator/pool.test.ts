@@ -121,13 +121,28 @@ test('cull plan: idle claimed containers and over-age containers', () => {
   const [busy, idle, fresh] = fill(core, 'a', 3, 0);
   for (const _ of [1, 2]) core.claim('a', 100);
   const activity = new Map([[busy!, 900]]);
-  const plan = core.cullPlan(1000, activity, 500, 0);
+  const plan = core.cullPlan(1000, activity, { idleMs: 500, unvisitedMs: 0, maxAgeMs: 0 });
   assert.deepEqual(plan, [{ id: idle, reason: 'idle' }], 'busy had activity at 900; the warm one is never idle-culled');
   assert.deepEqual(
-    core.cullPlan(5000, activity, 0, 4000).map((p) => p.reason),
+    core.cullPlan(5000, activity, { idleMs: 0, unvisitedMs: 0, maxAgeMs: 4000 }).map((p) => p.reason),
     ['max-age', 'max-age', 'max-age'],
   );
   assert.equal(core.get(fresh!)!.state, 'warm');
+});
+
+test('cull plan: a claim whose visitor never arrived goes after the unvisited limit; one visited, or with no route known, does not', () => {
+  const core = new PoolCore([{ name: 'a', size: 4 }], limits());
+  fill(core, 'a', 4, 0);
+  const [gone, came, noRoute, adopted] = [1, 2, 3, 4].map(() => core.claim('a', 100)!.id);
+  for (const id of [gone!, came!, noRoute!]) core.routed(id, 105);
+  // The proxy stamped each new route when it was added, at or before 105; only `came` saw a request since.
+  const activity = new Map([[gone!, 104], [came!, 300], [adopted!, 100]]);
+  const limits_ = { idleMs: 10_000, unvisitedMs: 1000, maxAgeMs: 0 };
+  assert.deepEqual(core.cullPlan(1000, activity, limits_), [], 'within the limit');
+  assert.deepEqual(core.cullPlan(1200, activity, limits_), [{ id: gone, reason: 'unvisited' }]);
+  assert.deepEqual(core.cullPlan(1200, activity, { ...limits_, unvisitedMs: 0 }), [], '0 disables the rule');
+  // Much later the idle rule takes the rest, the visited one included.
+  assert.deepEqual(core.cullPlan(20_000, activity, limits_).map((p) => p.reason).sort(), ['idle', 'idle', 'idle', 'unvisited']);
 });
 
 test('trim: resize down removes surplus warm; drain removes all warm', () => {

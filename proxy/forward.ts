@@ -319,6 +319,11 @@ export class NodeForwarder implements Forwarder {
     /** Why the exchange must end (client gone, client idle): applied as soon as undici hands over its abort. */
     let cancelled: Error | undefined;
     let answered = false;
+    /**
+     * Whether this exchange is a person's activity: as in configurable-http-proxy, only an answer
+     * below 300 counts, so a stale tab polling into 404s, or redirected to a login, looks idle.
+     */
+    let counts = false;
     /** The client's answer is settled here (an error page for an answer node:http cannot repeat): undici's error after it changes nothing. */
     let settled = false;
 
@@ -336,7 +341,8 @@ export class NodeForwarder implements Forwarder {
             abort?.();
             return false;
           }
-          hooks.activity();
+          counts = statusCode < 300;
+          if (counts) hooks.activity();
           const raw = new Array<string>(rawHeaders.length);
           for (let i = 0; i < rawHeaders.length; i++) raw[i] = rawHeaders[i]!.toString('latin1');
           try {
@@ -360,7 +366,7 @@ export class NodeForwarder implements Forwarder {
         onComplete() {
           connections.giveBack(origin, client);
           res.end();
-          hooks.activity();
+          if (counts) hooks.activity();
         },
         onError(err) {
           connections.discard(client);

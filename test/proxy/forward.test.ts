@@ -187,6 +187,19 @@ describe('forwarding', () => {
       assert.ok(t2 > t1, 'HTTP moved last_activity');
     });
 
+    test('as in configurable-http-proxy, only answers below 300 are activity: redirects, 4xx and 5xx leave last_activity alone', async () => {
+      await proxy.routes.addRoute('/user/codes', { target: a.url });
+      const lastActivity = async () => (await proxy.routes.getRoutes())['/user/codes']!.last_activity;
+      const added = await lastActivity();
+      for (const code of [302, 304, 404, 500]) {
+        await new Promise((r) => setTimeout(r, 5));
+        assert.equal((await get(`${proxy.publicUrl}/user/codes/status/${code}`)).res.status, code);
+      }
+      assert.equal(await lastActivity(), added, 'no answer of 300 or more counted');
+      await get(`${proxy.publicUrl}/user/codes/status/204`);
+      assert.notEqual(await lastActivity(), added, 'a 204 did');
+    });
+
     test('"activity_ignore": requests matching a route\'s patterns (an app\'s polls) leave last_activity alone', async () => {
       await proxy.routes.addRoute('/user/poll', { target: a.url, activity_ignore: ['^/api/kernels$', '^/api/sessions(\\?|$)'] });
       const lastActivity = async () => (await proxy.routes.getRoutes())['/user/poll']!.last_activity;

@@ -45,6 +45,11 @@ export async function startUpstream(name = 'up'): Promise<Upstream> {
         res.write('x'.repeat(1000), () => setTimeout(() => res.socket?.destroy(), 20));
         return;
       }
+      const status = /\/status\/(\d{3})/.exec(url);
+      if (status) {
+        res.writeHead(Number(status[1]), { 'Content-Length': '0' }).end();
+        return;
+      }
       const slow = /\/slow\/(\d+)/.exec(url);
       const answer = () => {
         if (res.destroyed) return;

@@ -252,7 +252,10 @@ class UpstreamConnections {
     const origin = target.origin;
     const client = this.idle.get(origin)?.pop();
     if (client !== undefined) return { origin, client };
-    const fresh = new Client(origin, { connect: this.connect, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    const settings = { pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs };
+    const fresh = target.socketPath === undefined
+      ? new Client(origin, { ...settings, connect: this.connect })
+      : new Client('http://localhost', { ...settings, socketPath: target.socketPath });
     // The target closed the connection (its idle timeout, the container gone): nothing left to reuse.
     fresh.on('disconnect', () => this.forget(origin, fresh));
     return { origin, client: fresh };
@@ -300,7 +303,7 @@ export class NodeForwarder implements Forwarder {
   }
 
   private send(target: Target, method: string, path: string, headers: OutgoingHttpHeaders): ClientRequest {
-    const options = { hostname: target.hostname, port: target.port, method, path, headers, agent: false as const };
+    const options = { hostname: target.hostname, port: target.port, socketPath: target.socketPath, method, path, headers, agent: false as const };
     const upstream = target.https ? httpsRequest(options) : httpRequest(options);
     const ms = this.options.proxyTimeoutMs;
     if (ms !== undefined) upstream.setTimeout(ms, () => upstream.destroy(new ProxyTimeoutError(ms)));

@@ -30,7 +30,12 @@ export interface Target {
   port: number;
   /** The target's path without its trailing slash ('' for the root), prepended to requests. */
   path: string;
+  /** A Unix socket target (`http+unix://%2Frun%2Fapp.sock`, as configurable-http-proxy takes): its path. */
+  socketPath?: string;
 }
+
+/** configurable-http-proxy's spellings of HTTP over a Unix socket; the socket path is the URL's host, percent-encoded. */
+const UNIX_SOCKET_SCHEMES = new Set(['http+unix:', 'unix+http:']);
 
 export interface RouteEntry {
   prefix: string;
@@ -77,12 +82,22 @@ export function parseTarget(value: unknown): Target {
   } catch {
     throw new BadRequest(`'target' is not a valid URL: ${JSON.stringify(text.slice(0, 200))}`);
   }
+  const path = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname;
+  if (UNIX_SOCKET_SCHEMES.has(url.protocol)) {
+    let socketPath: string;
+    try {
+      socketPath = decodeURIComponent(url.host);
+    } catch {
+      throw new BadRequest("'target' socket path is not valid percent-encoding");
+    }
+    if (!socketPath.startsWith('/')) throw new BadRequest("'target' must name an absolute socket path, percent-encoded: http+unix://%2Frun%2Fapp.sock");
+    return { href: text, origin: `http+unix://${url.host}`, https: false, hostname: 'localhost', port: 80, path, socketPath };
+  }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new BadRequest(`'target' must be an http:// or https:// URL, got ${JSON.stringify(url.protocol)}`);
+    throw new BadRequest(`'target' must be an http://, https:// or http+unix:// URL, got ${JSON.stringify(url.protocol)}`);
   }
   if (url.hostname === '') throw new BadRequest("'target' has no host");
   const https = url.protocol === 'https:';
-  const path = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname;
   return {
     href: text,
     origin: url.origin === text ? text : url.origin,

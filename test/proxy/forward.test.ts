@@ -187,6 +187,29 @@ describe('forwarding', () => {
       assert.ok(t2 > t1, 'HTTP moved last_activity');
     });
 
+    test('a Unix socket target (http+unix://, as configurable-http-proxy takes): HTTP and WebSocket; a relative socket path is refused', async () => {
+      const socketPath = join(mkdtempSync(join(tmpdir(), 'nbpool-sock-')), 'app.sock');
+      const local = await startUpstream('sock', socketPath);
+      try {
+        await proxy.routes.addRoute('/user/sock', { target: `${local.url}/base` });
+        assert.equal((await proxy.routes.getRoutes())['/user/sock']!.target, `${local.url}/base`, 'listed as given');
+        for (const path of ['/x?q=1', '/y']) {
+          const r = await get(`${proxy.publicUrl}/user/sock${path}`);
+          assert.equal(r.res.status, 200);
+          assert.equal(r.echo!.name, 'sock');
+          assert.equal(r.echo!.url, `/base/user/sock${path}`);
+        }
+        const { ws, hello } = await wsOpen(`${proxy.publicUrl.replace('http', 'ws')}/user/sock/ws`);
+        assert.equal(hello, 'hello sock /base/user/sock/ws');
+        ws.send('over the socket');
+        assert.equal(String(await nextMessage(ws)), 'over the socket');
+        ws.close();
+        await assert.rejects(proxy.routes.addRoute('/user/bad', { target: 'http+unix://app.sock' }), /absolute socket path/);
+      } finally {
+        await local.close();
+      }
+    });
+
     test('as in configurable-http-proxy, only answers below 300 are activity: redirects, 4xx and 5xx leave last_activity alone', async () => {
       await proxy.routes.addRoute('/user/codes', { target: a.url });
       const lastActivity = async () => (await proxy.routes.getRoutes())['/user/codes']!.last_activity;

@@ -31,7 +31,7 @@ export interface Upstream {
  * An upstream answering JSON {url, headers, method, body} and echoing WebSocket messages, plus:
  * /slow/<ms> answers after <ms>, /die-mid-response sends half a body then resets, /hang never answers.
  */
-export async function startUpstream(name = 'up'): Promise<Upstream> {
+export async function startUpstream(name = 'up', socketPath?: string): Promise<Upstream> {
   const seen: IncomingMessage[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     seen.push(req);
@@ -67,10 +67,12 @@ export async function startUpstream(name = 'up'): Promise<Upstream> {
     ws.send(`hello ${name} ${req.url}`);
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  if (socketPath !== undefined) await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  else await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = socketPath === undefined ? (server.address() as AddressInfo).port : 0;
   return {
-    url: `http://127.0.0.1:${port}`,
+    // A Unix socket as configurable-http-proxy names one: the path, percent-encoded, as the host.
+    url: socketPath === undefined ? `http://127.0.0.1:${port}` : `http+unix://${encodeURIComponent(socketPath)}`,
     port,
     server,
     seen,

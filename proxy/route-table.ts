@@ -7,11 +7,17 @@
  * ignored, as in configurable-http-proxy.
  */
 
-/** `/foo/bar/` and `foo/bar` -> `/foo/bar`; the root stays `/` (CHP's trimPrefix). */
+/**
+ * `/foo/bar/`, `foo/bar` and `//foo/bar//` -> `/foo/bar`; the root stays `/` (CHP's trimPrefix).
+ * Leading and trailing slashes go as the trie ignores them, so one route never has two names
+ * (two store records, one of which would come back after the other was deleted).
+ */
 export function cleanPath(path: string): string {
-  let p = path.length === 0 || path.charCodeAt(0) !== 47 /* / */ ? '/' + path : path;
-  if (p.length > 1 && p.charCodeAt(p.length - 1) === 47) p = p.slice(0, -1);
-  return p;
+  let start = 0;
+  let end = path.length;
+  while (start < end && path.charCodeAt(start) === 47 /* / */) start++;
+  while (end > start && path.charCodeAt(end - 1) === 47) end--;
+  return start === 1 && end === path.length ? path : '/' + path.slice(start, end);
 }
 
 export interface RouteMatch<T> {

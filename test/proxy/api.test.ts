@@ -171,5 +171,13 @@ describe('REST API (configurable-http-proxy compatible)', () => {
     assert.equal((await api(proxy, 'GET', '/api/routes/u')).status, 200);
     assert.equal((await api(proxy, 'DELETE', '/api/routes/')).status, 204);
     assert.equal((await api(proxy, 'DELETE', '/api/routes/u')).status, 204);
+    // Extra leading slashes name the same route the trie matches, never a second record of it.
+    assert.equal((await api(proxy, 'POST', '/api/routes//dbl//', { target: 'http://127.0.0.1:9' })).status, 201);
+    assert.equal((await api(proxy, 'POST', '/api/routes/dbl', { target: 'http://127.0.0.1:10' })).status, 201);
+    const listed = (await api(proxy, 'GET', '/api/routes')).json as Record<string, { target: string }>;
+    assert.deepEqual(Object.keys(listed).filter((k) => k.includes('dbl')), ['/dbl']);
+    assert.equal(listed['/dbl']!.target, 'http://127.0.0.1:10');
+    assert.equal((await api(proxy, 'DELETE', '/api/routes//dbl')).status, 204);
+    assert.equal((await api(proxy, 'GET', '/api/routes/dbl')).status, 404);
   });
 });

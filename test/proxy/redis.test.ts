@@ -26,6 +26,10 @@ describe('Redis-backed route table', () => {
     await first.routes.addRoute('/user/keep', { target: upstream.url, pool: 'p1' });
     await first.routes.addRoute('/user/gone', { target: upstream.url });
     await first.routes.deleteRoute('/user/gone');
+    // One route under two spellings, deleted under one: no record of it may come back.
+    await first.routes.addRoute('//user/twice/', { target: upstream.url });
+    await first.routes.addRoute('/user/twice', { target: upstream.url });
+    await first.routes.deleteRoute('/user/twice');
     await new Promise((r) => setTimeout(r, 20));
     assert.equal((await fetch(`${first.publicUrl}/user/keep/x`)).status, 200);
     const active = (await first.routes.getRoutes())['/user/keep']!.last_activity!;

@@ -3,11 +3,17 @@ import { describe, test } from 'node:test';
 import { cleanPath, RouteTable } from '../../proxy/route-table.js';
 
 describe('route table', () => {
-  test('cleanPath adds the leading slash and drops the trailing one', () => {
+  test('cleanPath gives one leading slash and no trailing one: the one name of what the trie matches', () => {
     assert.equal(cleanPath(''), '/');
     assert.equal(cleanPath('/'), '/');
+    assert.equal(cleanPath('//'), '/');
     assert.equal(cleanPath('user/a/'), '/user/a');
     assert.equal(cleanPath('/user/a'), '/user/a');
+    assert.equal(cleanPath('//user/a//'), '/user/a');
+    assert.equal(cleanPath('/user//a'), '/user//a', 'an empty segment inside is a segment');
+    const table = new RouteTable<string>();
+    table.set(cleanPath('//dbl'), 'x');
+    assert.deepEqual([...table.entries()].map((e) => e.prefix), ['/dbl'], 'the name the trie matches it by');
   });
 
   test('longest prefix by whole segment', () => {

@@ -7,7 +7,7 @@
  * flag added to either program is a flag of `up` too), less the few that `up` wires itself:
  * --ip/--port name the public (proxy) address, the orchestrator's own handler listens on loopback.
  */
-import { parseConfig, renderHelp, type ConfigValues, type OptionSpecs } from '../shared/config.js';
+import { checks, parseConfig, renderHelp, type ConfigValues, type OptionSpecs } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { onShutdown, writePidFile } from '../shared/lifecycle.js';
 import { createLogger } from '../shared/log.js';
@@ -28,7 +28,7 @@ const { ip: _orchIp, port: _orchPort, configproxyEndpoint: _endpoint, configprox
 const UP_DEFAULT_PORT = 8000;
 
 export const upOptionSpecs = {
-  ip: { type: 'string', default: '127.0.0.1', env: 'NBPOOL_IP', help: 'public address visitors connect to (the proxy)', metavar: 'IP' },
+  ip: { type: 'string', check: checks.address, default: '127.0.0.1', env: 'NBPOOL_IP', help: 'public address visitors connect to (the proxy)', metavar: 'IP' },
   port: { type: 'int', default: UP_DEFAULT_PORT, min: 0, max: 65535, env: 'NBPOOL_PORT', help: 'public port (the proxy)', metavar: 'PORT' },
   orchestratorPort: { type: 'int', default: 0, min: 0, max: 65535, help: "port of the orchestrator's own handler on 127.0.0.1 (0: any free port)", metavar: 'PORT' },
   ...proxyOptions,

@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { makeDirectories } from '../shared/directories.js';
+import { makeDirectories, requireRegularFile } from '../shared/files.js';
 
 export interface ClaimJournal {
   /** Records a claim; returns once it survives this process being killed. */
@@ -24,6 +24,7 @@ export class FileClaimJournal implements ClaimJournal {
   /** Opens (creating) the file now, so a path that cannot be written fails at start, not on a visitor's claim. */
   constructor(private readonly path: string) {
     makeDirectories(dirname(path));
+    requireRegularFile(path);
     this.fd = openSync(path, 'a');
   }
 

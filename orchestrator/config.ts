@@ -10,6 +10,7 @@ import { LOG_LEVELS } from '../shared/log.js';
 import { stateDirOption } from '../shared/state-dir.js';
 import type { ActivityApi } from './app-activity.js';
 import { DEFAULT_COMMAND, DEFAULT_IMAGE, isPresetName, PRESET_NAMES, PRESETS, type PresetName } from './presets.js';
+import { splitCommand } from './spec.js';
 
 export { DEFAULT_COMMAND, DEFAULT_IMAGE };
 
@@ -88,7 +89,7 @@ export const orchestratorOptionSpecs = {
   cpuQuota: { type: 'int', min: 1000, help: 'CPU time per container in microseconds per 100 ms period (100000 = one CPU)', metavar: 'US' },
   cpuShares: { type: 'int', min: 2, help: 'relative CPU weight per container', metavar: 'N' },
   pidsLimit: { type: 'int', default: 512, min: 0, help: 'process limit per container; 0 = unlimited', metavar: 'N' },
-  containerIp: { type: 'string', default: '127.0.0.1', help: 'host address container ports are published on (ephemeral host ports)', metavar: 'IP' },
+  containerIp: { type: 'string', check: checks.ip, default: '127.0.0.1', help: 'host address container ports are published on (ephemeral host ports)', metavar: 'IP' },
   containerPort: { type: 'int', default: 8888, min: 1, max: 65535, help: 'port the program listens on inside the container', metavar: 'PORT' },
   containerUser: { type: 'string', help: 'user to run containers as', metavar: 'USER' },
   dockerNetwork: { type: 'string', help: 'Docker network to attach containers to; the proxy then routes to their address on it (swarm: an overlay network the proxy is attached to; without it, a host-mode published port on the node)', metavar: 'NAME' },
@@ -110,9 +111,9 @@ export const orchestratorOptionSpecs = {
   claimHook: { type: 'string', help: 'shell command run in a container when it is claimed (env NBPOOL_QUERY and NBPOOL_Q_<name> from the request query)', metavar: 'CMD' },
   claimHookTimeout: { type: 'number', default: 10, min: 0.1, help: 'seconds the claim hook may run', metavar: 'SECONDS' },
   useTokens: { type: 'boolean', help: 'give each container a random secret ({token}) and append it to the redirect' },
-  ip: { type: 'string', default: '127.0.0.1', help: 'address of the public handler (the proxy default target)', metavar: 'IP' },
+  ip: { type: 'string', check: checks.address, default: '127.0.0.1', help: 'address of the public handler (the proxy default target)', metavar: 'IP' },
   port: { type: 'int', default: DEFAULT_PORT, min: 0, max: 65535, check: checks.port, help: 'port of the public handler', metavar: 'PORT' },
-  adminIp: { type: 'string', default: '127.0.0.1', help: 'address of the admin API', metavar: 'IP' },
+  adminIp: { type: 'string', check: checks.address, default: '127.0.0.1', help: 'address of the admin API', metavar: 'IP' },
   adminPort: { type: 'int', default: 10000, min: 0, max: 65535, help: 'port of the admin API (also /metrics and /api/stats/history)', metavar: 'PORT' },
   adminAuthToken: { type: 'string', env: 'ADMIN_AUTH_TOKEN', help: 'token required on the admin API (Authorization: token T); default: generated, kept in <state dir>/admin-token', metavar: 'TOKEN' },
   instance: {
@@ -154,7 +155,7 @@ export const orchestratorOptionSpecs = {
     help: "the public link visitors come in by when this node runs behind a redirector (the redirector's URL): while this node's container engine is gone, a new visitor is sent back there, and so to another node, instead of waiting here",
     metavar: 'URL',
   },
-  allowOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for the public API; empty = no CORS', metavar: 'ORIGIN' },
+  allowOrigin: { type: 'string', default: '*', check: checks.headerValue, help: 'Access-Control-Allow-Origin for the public API; empty = no CORS', metavar: 'ORIGIN' },
   cleanupOnExit: { type: 'boolean', help: 'remove this instance\'s containers on shutdown (default: leave them for the next start)' },
   configproxyEndpoint: { type: 'url', default: 'http://127.0.0.1:8001', env: 'CONFIGPROXY_ENDPOINT', help: 'proxy REST API (nbpool orchestrator only)', metavar: 'URL' },
   configproxyAuthToken: { type: 'string', env: 'CONFIGPROXY_AUTH_TOKEN', help: 'proxy REST API token (nbpool orchestrator only); default: <state dir>/route-api-token when nbpool proxy keeps one there', metavar: 'TOKEN' },
@@ -424,6 +425,14 @@ export function buildOrchestratorConfig(
     throw new ConfigError('--no-egress puts containers on a network of their own; it cannot be combined with --docker-network');
   }
   const pools = [defaultPool, ...parsePools(file.pools, defaultPool, values, capacity)];
+  // Split now: a command that cannot be split would otherwise fail every start, without a word.
+  for (const pool of pools) {
+    try {
+      splitCommand(pool.command);
+    } catch (err) {
+      throw new ConfigError(`${pool.name === DEFAULT_POOL ? '--command' : `pools.${pool.name}.command`}: ${(err as Error).message}`);
+    }
+  }
   return { ...values, instance: values.instance ?? instanceFor(), pools, memoryBytes, capacity };
 }
 

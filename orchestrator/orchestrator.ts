@@ -326,9 +326,10 @@ export class Orchestrator {
     const now = Date.now();
     const c = this.core.starting(poolName, id, now);
     this.remember(id, { token: token || undefined });
-    const spec = containerSpec(this.config, pool, { id, token, createdAt: now, generation: c.generation });
     this.creating.add(id);
     try {
+      // Inside the try: whatever fails here fails this start, said and backed off, never a start left pending for ever.
+      const spec = containerSpec(this.config, pool, { id, token, createdAt: now, generation: c.generation });
       const started = await this.deps.backend.start(spec);
       this.remember(id, { token: token || undefined, ...started, startedAt: Date.now() });
     } catch (err) {

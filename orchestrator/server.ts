@@ -291,8 +291,10 @@ async function acquireInstance(backend: ContainerBackend, instance: string): Pro
   try {
     return await backend.acquireInstance(instance);
   } catch (err) {
-    if (!(err instanceof InstanceTaken)) throw err;
-    throw new ConfigError(`${err.message}; give this one its own --instance NAME (if that one is gone for good: ${err.clearHint})`);
+    if (err instanceof InstanceTaken) throw new ConfigError(`${err.message}; give this one its own --instance NAME (if that one is gone for good: ${err.clearHint})`);
+    // The first engine call of all: an engine that cannot be reached here is one line, not a stack trace.
+    const where = process.env.DOCKER_HOST ? ` at DOCKER_HOST=${process.env.DOCKER_HOST}` : '';
+    throw new ConfigError(`cannot reach the container engine${where}: ${(err as Error).message}`);
   }
 }
 

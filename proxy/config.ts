@@ -1,19 +1,19 @@
 /** `nbpool proxy` options: configurable-http-proxy's flag names and defaults, plus ours. */
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
-import { parseConfig, withOptionFile, type ConfigValues, type OptionSpecs } from '../shared/config.js';
+import { checks, parseConfig, withOptionFile, type ConfigValues, type OptionSpecs } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/log.js';
 import { stateDirOption } from '../shared/state-dir.js';
 import { trustedProxies } from './trusted-proxies.js';
 
 export const proxyOptionSpecs = {
-  ip: { type: 'string', help: 'public-facing IP of the proxy (default: all interfaces)', metavar: 'IP' },
+  ip: { type: 'string', check: checks.address, help: 'public-facing IP of the proxy (default: all interfaces)', metavar: 'IP' },
   port: { type: 'int', default: 8000, min: 0, max: 65535, help: 'public-facing port of the proxy', metavar: 'PORT' },
   sslKey: { type: 'string', help: 'TLS key file for the public port', metavar: 'FILE' },
   sslCert: { type: 'string', help: 'TLS certificate file for the public port', metavar: 'FILE' },
   sslCa: { type: 'string', help: 'TLS certificate authority file for the public port', metavar: 'FILE' },
-  apiIp: { type: 'string', default: 'localhost', help: 'inward-facing IP for the REST API', metavar: 'IP' },
+  apiIp: { type: 'string', check: checks.address, default: 'localhost', help: 'inward-facing IP for the REST API', metavar: 'IP' },
   apiPort: { type: 'int', min: 0, max: 65535, help: 'port of the REST API (default: --port + 1)', metavar: 'PORT' },
   authToken: {
     type: 'string',
@@ -32,7 +32,7 @@ export const proxyOptionSpecs = {
   timeout: { type: 'int', min: 1, help: 'ms of client inactivity after which a request is dropped', metavar: 'MS' },
   proxyTimeout: { type: 'int', min: 1, help: 'ms to wait for the target to answer before a 503', metavar: 'MS' },
   keepAliveTimeout: { type: 'int', default: 5000, min: 1, help: 'ms an idle keep-alive client connection stays open', metavar: 'MS' },
-  metricsIp: { type: 'string', help: 'IP of the metrics server (default: all interfaces)', metavar: 'IP' },
+  metricsIp: { type: 'string', check: checks.address, help: 'IP of the metrics server (default: all interfaces)', metavar: 'IP' },
   metricsPort: { type: 'int', min: 0, max: 65535, help: 'port of the Prometheus metrics server (default: none)', metavar: 'PORT' },
   storageBackend: {
     type: 'string',
@@ -43,6 +43,7 @@ export const proxyOptionSpecs = {
   redisUrl: { type: 'url', protocols: ['redis:', 'rediss:'], env: 'NBPOOL_REDIS_URL', help: 'same as --storage-backend redis://...' },
   frameAncestors: {
     type: 'string',
+    check: checks.frameAncestors,
     help: "allow embedding in iframes of these origins: sets CSP frame-ancestors, drops X-Frame-Options (e.g. \"'self' https://pub.example\")",
     metavar: 'SOURCES',
   },
@@ -67,6 +68,8 @@ export interface ProxyConfig extends Omit<ProxyOptions, 'apiPort' | 'customHeade
   customHeaders: Record<string, string>;
 }
 
+const FRAMING_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect']);
+
 /** `k:v` pairs -> headers; whitespace around name and value trimmed, as CHP does. */
 export function parseCustomHeaders(pairs: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -76,17 +79,25 @@ export function parseCustomHeaders(pairs: readonly string[]): Record<string, str
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
       throw new ConfigError(`--custom-header ${JSON.stringify(pair)} must look like name:value`);
     }
-    headers[name] = pair.slice(colon + 1).trim();
+    // These frame the request or the connection: set by hand they would break every request.
+    if (FRAMING_HEADERS.has(name.toLowerCase())) throw new ConfigError(`--custom-header ${JSON.stringify(name)}: the proxy sets this header itself`);
+    const value = pair.slice(colon + 1).trim();
+    const problem = checks.headerValue(value);
+    if (problem) throw new ConfigError(`--custom-header ${JSON.stringify(name)}: ${problem}`);
+    headers[name] = value;
   }
   return headers;
+}
+
+/** CHP: the API listens next to the public port unless told otherwise. */
+function nextPort(port: number): number {
+  if (port === 65535) throw new ConfigError('--api-port: --port 65535 leaves no next port for the REST API; give --api-port');
+  return port === 0 ? 0 : port + 1;
 }
 
 /** Fills in derived defaults; exported so `nbpool up` can build a config from its own options. */
 export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
   const { apiPort, customHeader, ...rest } = options;
-  if (options.frameAncestors !== undefined && /[;,\r\n]/.test(options.frameAncestors)) {
-    throw new ConfigError('--frame-ancestors takes a space-separated list of sources, without ; or ,');
-  }
   if ((options.sslKey === undefined) !== (options.sslCert === undefined)) {
     throw new ConfigError('--ssl-key and --ssl-cert go together');
   }
@@ -95,8 +106,7 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
   return {
     ...rest,
     storageBackend,
-    // CHP: the API listens next to the public port unless told otherwise.
-    apiPort: apiPort ?? (options.port === 0 ? 0 : options.port + 1),
+    apiPort: apiPort ?? nextPort(options.port),
     customHeaders: parseCustomHeaders(customHeader),
   };
 }

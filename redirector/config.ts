@@ -8,9 +8,9 @@ import { stateDirOption } from '../shared/state-dir.js';
 import { normalizeNodeUrl } from './nodes.js';
 
 export const redirectorOptionSpecs = {
-  ip: { type: 'string', default: '0.0.0.0', help: 'address of the public link', metavar: 'IP' },
+  ip: { type: 'string', check: checks.address, default: '0.0.0.0', help: 'address of the public link', metavar: 'IP' },
   port: { type: 'int', default: 9000, min: 0, max: 65535, help: 'port of the public link (0: any free port)', metavar: 'PORT', check: checks.port },
-  adminIp: { type: 'string', default: '127.0.0.1', help: 'address of the admin API and /metrics', metavar: 'IP' },
+  adminIp: { type: 'string', check: checks.address, default: '127.0.0.1', help: 'address of the admin API and /metrics', metavar: 'IP' },
   adminPort: { type: 'int', default: 9001, min: 0, max: 65535, help: 'port of the admin API and /metrics', metavar: 'PORT', check: checks.port },
   node: { type: 'list', help: 'a node (proxy + orchestrator) base URL; repeatable', metavar: 'URL' },
   statsPeriod: { type: 'number', default: 2, min: 0.05, max: 3600, help: "seconds between polls of each node's /api/stats", metavar: 'SECONDS' },
@@ -35,8 +35,8 @@ export const redirectorOptionSpecs = {
     help: "addresses or CIDR ranges of fronts (a TLS terminator) whose X-Forwarded-For names the visitor; the visitor's address goes on to the nodes for their per-client caps",
     metavar: 'CIDRS',
   },
-  corsOrigin: { type: 'string', default: '*', help: 'Access-Control-Allow-Origin for /api/spawn and /api/stats ("" for none)', metavar: 'ORIGIN' },
-  frameAncestors: { type: 'string', default: '*', help: 'CSP frame-ancestors: which pages may embed the link in an iframe', metavar: 'SOURCES' },
+  corsOrigin: { type: 'string', default: '*', check: checks.headerValue, help: 'Access-Control-Allow-Origin for /api/spawn and /api/stats ("" for none)', metavar: 'ORIGIN' },
+  frameAncestors: { type: 'string', default: '*', check: checks.frameAncestors, help: 'CSP frame-ancestors: which pages may embed the link in an iframe', metavar: 'SOURCES' },
   logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: LOG_LEVELS, help: 'log level', metavar: 'LEVEL' },
   stateDir: stateDirOption,
 } as const;

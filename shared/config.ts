@@ -7,7 +7,9 @@
  * typo never starts a half-configured server.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { ConfigError } from './errors.js';
+import { requireRegularFile } from './files.js';
 
 export type OptionType = 'string' | 'int' | 'number' | 'boolean' | 'list' | 'url';
 
@@ -118,7 +120,8 @@ function convert(key: string, spec: OptionSpec, raw: unknown, source: string): u
       if (spec.choices && !spec.choices.includes(text)) {
         throw new ConfigError(`${where} must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(raw)}`);
       }
-      return raw;
+      // Trimmed, as it was checked: a token read from a file with its newline must still match.
+      return text;
     }
   }
 }
@@ -133,6 +136,7 @@ function fileProblem(err: unknown): string {
     EISDIR: 'is a directory',
     ENOTDIR: 'a part of the path is not a directory',
     EROFS: 'read-only file system',
+    ENOTREG: 'not a regular file',
   };
   // A recursive mkdir meets a file where a directory of the path should be; an exclusive create, the file itself.
   if (e.code === 'EEXIST') return e.syscall === 'mkdir' ? words.ENOTDIR! : 'already exists';
@@ -154,7 +158,10 @@ export function withOptionFile<T>(option: string, path: string, work: (path: str
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
-  const text = withOptionFile('--config', path, (file) => readFileSync(file, 'utf8'));
+  const text = withOptionFile('--config', path, (file) => {
+    requireRegularFile(file);
+    return readFileSync(file, 'utf8');
+  });
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -165,6 +172,11 @@ function readConfigFile(path: string): Record<string, unknown> {
     throw new ConfigError(`config file ${path} must hold a JSON object`);
   }
   return parsed as Record<string, unknown>;
+}
+
+/** The spec of option `key`, if the program has one: own keys only (`--to-string` is not an option). */
+function specOf(specs: OptionSpecs, key: string): OptionSpec | undefined {
+  return Object.hasOwn(specs, key) ? specs[key] : undefined;
 }
 
 /**
@@ -206,14 +218,17 @@ export function parseConfig<S extends OptionSpecs>(
       continue;
     }
     const key = keyFromFlag(flag);
-    const spec = specs[key];
+    const spec = specOf(specs, key);
     if (!spec) throw new ConfigError(`unknown option ${flag} (see --help)`);
-    let raw: unknown;
+    let raw: string | true;
     if (spec.type === 'boolean') {
       raw = inline ?? true;
     } else {
-      raw = inline ?? argv[++i];
-      if (raw === undefined) throw new ConfigError(`${flag} needs a value`);
+      const next = inline ?? argv[++i];
+      if (next === undefined) throw new ConfigError(`${flag} needs a value`);
+      // `--container-user --read-only` is a forgotten value, not a user named --read-only.
+      if (inline === undefined && next.startsWith('--')) throw new ConfigError(`${flag} needs a value, got the option ${next} (write ${flag}=VALUE for a value that starts with --)`);
+      raw = next;
     }
     const value = convert(key, spec, raw, 'command line');
     if (spec.type === 'list') {
@@ -229,7 +244,7 @@ export function parseConfig<S extends OptionSpecs>(
   for (const [rawKey, value] of Object.entries(file)) {
     const key = keyFromFlag('--' + rawKey);
     if (structuredFileKeys.includes(rawKey)) continue;
-    const spec = specs[key];
+    const spec = specOf(specs, key);
     if (!spec) throw new ConfigError(`config file ${configPath}: unknown option ${JSON.stringify(rawKey)}`);
     fromFile.set(key, convert(key, spec, value, `config file ${configPath}`));
   }
@@ -268,8 +283,20 @@ export function renderHelp(usage: string, summary: string, specs: OptionSpecs): 
   return `${usage}\n\n${summary}\n\nOptions:\n${rows.join('\n')}\n  --config FILE                 JSON file with any of these options (camelCase or kebab-case keys)\n  -h, --help                    show this help\n`;
 }
 
+/** A control character (tab aside): no HTTP header value may hold one (node refuses to send it). */
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for.
+const CONTROL_CHARACTER = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
 /** Common checks used by several programs' option specs. */
 export const checks = {
   port: (n: number) => (n >= 0 && n <= 65535 ? undefined : 'must be a port number 0-65535'),
   urlPath: (p: string) => (p.startsWith('/') ? undefined : 'must start with /'),
+  /** An address to listen on: '' would mean every interface to node, unsaid. */
+  address: (v: string) => (v === '' ? 'must name an address (leave the option out for its default)' : /\s/.test(v) ? 'must be one address' : undefined),
+  /** An IP address literal (what the container engine takes for a published port). */
+  ip: (v: string) => (isIP(v) ? undefined : 'must be an IP address, such as 127.0.0.1'),
+  /** A value sent as an HTTP header: refused at start, not on every answer that carries it. */
+  headerValue: (v: string) => (CONTROL_CHARACTER.test(v) ? 'must not hold control characters (it is sent as an HTTP header)' : undefined),
+  /** CSP frame-ancestors sources: one directive, so no `;` (which would start another) nor `,`. */
+  frameAncestors: (v: string) => (/[;,]/.test(v) || CONTROL_CHARACTER.test(v) ? 'takes a space-separated list of sources, without ; , or control characters' : undefined),
 };

@@ -1,12 +1,16 @@
 /** Process lifecycle: the PID file, and graceful shutdown on SIGTERM or SIGINT. */
 import { rmSync, writeFileSync } from 'node:fs';
 import { withOptionFile } from './config.js';
+import { requireRegularFile } from './files.js';
 import type { Logger } from './log.js';
 
 /** Writes our PID to `path` (when one is given) and returns what removes it again. */
 export function writePidFile(path: string | undefined): () => void {
   if (!path) return () => {};
-  withOptionFile('--pid-file', path, (file) => writeFileSync(file, `${process.pid}\n`));
+  withOptionFile('--pid-file', path, (file) => {
+    requireRegularFile(file);
+    writeFileSync(file, `${process.pid}\n`);
+  });
   return () => rmSync(path, { force: true });
 }
 

@@ -3,6 +3,7 @@
  * table in one, the redirector its node list. One interface, one file per backend, chosen by URL:
  * `memory:` (default), `file:///path/to/file.json`, `redis://host:port[/db]`.
  */
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -58,11 +59,25 @@ export async function openStore<T>(url: string | undefined, namespace: string, {
     const { MemoryStore } = await import('./stores/memory.js');
     return new MemoryStore<T>();
   }
-  if (spec.startsWith('file:')) {
-    const { FileStore } = await import('./stores/file.js');
-    return FileStore.open<T>(new URL(spec).pathname);
+  let parsed: URL;
+  try {
+    parsed = new URL(spec);
+  } catch {
+    throw new ConfigError(`store ${JSON.stringify(redactedStoreUrl(spec))} is not a valid URL: use memory:, file:///path or redis://host:port`);
   }
-  if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
+  if (parsed.protocol === 'file:') {
+    let path: string;
+    try {
+      path = fileURLToPath(parsed);
+    } catch (err) {
+      throw new ConfigError(`store ${JSON.stringify(spec)}: ${(err as Error).message} (an absolute path: file:///path/to/file.json)`);
+    }
+    const { FileStore } = await import('./stores/file.js');
+    return FileStore.open<T>(path);
+  }
+  if (parsed.protocol === 'redis:' || parsed.protocol === 'rediss:') {
+    // The Redis client throws a TypeError of its own for these, after the program has started.
+    if (!/^\/?\d*$/.test(parsed.pathname)) throw new ConfigError(`store ${JSON.stringify(redactedStoreUrl(spec))}: the database is a number (redis://host:port/0)`);
     const { RedisStore } = await import('./stores/redis.js');
     const waiting = (reason: string) => log?.warn({ store: redactedStoreUrl(spec), reason, giveUpAfterS: startupWaitMs / 1000 }, `waiting for the ${name}`);
     return RedisStore.open<T>(spec, namespace, startupWaitMs, waiting);

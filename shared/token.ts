@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeDirectories } from './directories.js';
+import { makeDirectories } from './files.js';
 
 /** The proxy's REST API token (CONFIGPROXY_AUTH_TOKEN). */
 export const ROUTE_API_TOKEN_FILE = 'route-api-token';

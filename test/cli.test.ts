@@ -110,6 +110,18 @@ test('a file an option names that cannot be used is one line naming the option, 
     // Without --claims-journal the journal goes in the state directory, and the line names that option.
     [['orchestrator', '--configproxy-endpoint', 'http://127.0.0.1:9', '--state-dir', notPem], /^nbpool orchestrator: --state-dir \S+not\.pem\/claims-\S+\.log: a part of the path is not a directory$/],
   ];
+  // Found by a sweep of hostile configurations: each was a stack trace, a hang, or a start that
+  // failed later (every answer a 500, every container start pending for ever, every request a 400).
+  cases.push(
+    [['proxy', '--ip', '127.0.0.1', '--port', '65535'], /^nbpool proxy: --api-port: --port 65535 leaves no next port/],
+    [['proxy', ...listen, '--custom-header', 'Content-Length: 5'], /^nbpool proxy: --custom-header "Content-Length": the proxy sets this header itself$/],
+    [['proxy', ...listen, '--custom-header', 'X-A: a\u0001b'], /^nbpool proxy: --custom-header "X-A": must not hold control characters/],
+    [['proxy', ...listen, '--storage-backend', 'redis://127.0.0.1:9/abc'], /^nbpool proxy: store "redis:\/\/127\.0\.0\.1:9\/abc": the database is a number/],
+    [['redirector', '--state-store', 'file://relative.json'], /^nbpool redirector: store "file:\/\/relative\.json": .*an absolute path/],
+    [['up', ...listen, '--container-ip', ''], /^nbpool up: --container-ip: must be an IP address/],
+    [['up', ...listen, '--allow-origin', 'a\u0001b'], /^nbpool up: --allow-origin: must not hold control characters/],
+    [['up', ...listen, '--command', "tiny-notebook 'x"], /^nbpool up: --command: unterminated ' in command/],
+  );
   for (const [argv, message] of cases) {
     const { code, stderr } = await nbpool(...argv);
     const lines = stderr.split('\n').filter((line) => line !== '' && !line.startsWith('{'));
@@ -117,4 +129,14 @@ test('a file an option names that cannot be used is one line naming the option, 
     assert.equal(lines.length, 1, `one line, no stack trace: ${stderr}`);
     assert.match(lines[0]!, message);
   }
+});
+
+test('an engine that cannot be reached at start is one line naming DOCKER_HOST, exit code 2', async () => {
+  const port = await freePort();
+  const result = await run(process.execPath, [bin, 'up', '--ip', '127.0.0.1', '--port', '0', '--api-ip', '127.0.0.1', '--api-port', '0', '--pool-size', '0', '--log-level', 'error'], {
+    timeout: 20_000,
+    env: { ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${port}` },
+  }).then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err);
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, new RegExp(`^nbpool up: cannot reach the container engine at DOCKER_HOST=tcp://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`, 'm'));
 });

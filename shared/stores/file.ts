@@ -1,6 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { makeDirectories } from '../directories.js';
+import { makeDirectories, requireRegularFile } from '../files.js';
 import { ConfigError } from '../errors.js';
 import { MemoryStore } from './memory.js';
 
@@ -19,6 +19,7 @@ export class FileStore<T> extends MemoryStore<T> {
     const store = new FileStore<T>(path);
     let text: string | undefined;
     try {
+      requireRegularFile(path);
       text = await readFile(path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`cannot read store file ${path}: ${(err as Error).message}`);

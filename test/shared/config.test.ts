@@ -58,6 +58,13 @@ test('every kind of bad input is one clear ConfigError', () => {
     [['--base-path', 'x'], /--base-path: must start with \//],
     [['--no-x-forward=maybe'], /true or false/],
     [['--config', '/nonexistent/file.json'], /^--config \/nonexistent\/file.json: no such file or directory$/],
+    // Reading it would never end.
+    [['--config', '/dev/zero'], /^--config \/dev\/zero: not a regular file$/],
+    // Names every object has are not options.
+    [['--to-string', 'x'], /unknown option --to-string/],
+    [['--constructor', 'x'], /unknown option --constructor/],
+    // A forgotten value is not the next option.
+    [['--ip', '--no-x-forward'], /--ip needs a value, got the option --no-x-forward/],
   ];
   for (const [argv, message] of bad) {
     assert.throws(() => parseConfig(specs, argv, {}), (err: unknown) => err instanceof ConfigError && message.test(err.message), argv.join(' '));
@@ -68,6 +75,24 @@ test('every kind of bad input is one clear ConfigError', () => {
   writeFileSync(join(dir, 'unknown.json'), '{"colour": "red"}');
   assert.throws(() => parseConfig(specs, ['--config', join(dir, 'unknown.json')], {}), /unknown option "colour"/);
   assert.throws(() => parseConfig(specs, [], { T_PORT: 'x' }), /from \$T_PORT/);
+  writeFileSync(join(dir, 'proto.json'), '{"toString": "x"}');
+  assert.throws(() => parseConfig(specs, ['--config', join(dir, 'proto.json')], {}), /unknown option "toString"/);
+});
+
+test('strings are taken trimmed, as they are checked: a choice with a space, a token with its newline', () => {
+  assert.equal(parseConfig(specs, ['--log-level', ' debug'], {}).values.logLevel, 'debug');
+  assert.equal(parseConfig({ token: { type: 'string', env: 'T_TOKEN', help: 'token' } } as const, [], { T_TOKEN: 'secret\n' }).values.token, 'secret');
+  assert.equal(parseConfig(specs, ['--ip=--odd'], {}).values.ip, '--odd', 'a value that starts with -- is given with =');
+});
+
+test('checks for addresses and header values', () => {
+  assert.match(checks.address('') ?? '', /must name an address/);
+  assert.equal(checks.address('::1'), undefined);
+  assert.match(checks.ip('localhost') ?? '', /IP address/);
+  assert.equal(checks.ip('10.0.0.5'), undefined);
+  assert.match(checks.headerValue('a\u0001b') ?? '', /control characters/);
+  assert.equal(checks.headerValue("'self' https://a.example"), undefined);
+  assert.match(checks.frameAncestors("'self'; script-src *") ?? '', /without ;/);
 });
 
 test('help lists every flag with its default and environment variable', () => {

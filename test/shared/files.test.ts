@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { makeDirectories } from '../../shared/directories.js';
+import { makeDirectories } from '../../shared/files.js';
 
 test('makes missing parents with the mode asked for, and takes a directory that is there', () => {
   const root = mkdtempSync(join(tmpdir(), 'nbpool-dirs-'));
@@ -37,7 +37,7 @@ test('a file in the way is EEXIST from mkdir, at the end of the path or inside i
 test('where the kernel refuses with ENOENT under an existing parent (/proc), it throws at once', () => {
   // In a child with a time limit: node's own recursive mkdir loops forever here, and a loop on this
   // thread would hang the test run instead of failing it.
-  const module = new URL('../../shared/directories.ts', import.meta.url).href;
+  const module = new URL('../../shared/files.ts', import.meta.url).href;
   const script = `import { makeDirectories } from ${JSON.stringify(module)};
 for (const path of ['/proc/nbpool-no-such/dir', '/proc/nbpool-no-such']) {
   try { makeDirectories(path); console.log('made'); } catch (err) { console.log(err.code); }

@@ -1,4 +1,7 @@
 /**
+ * Files and directories the programs are told to use: `mkdir -p`, and the check that a file is an
+ * ordinary one.
+ *
  * `mkdir -p`, for the directories the programs keep state in.
  *
  * Not `mkdirSync(path, { recursive: true })`: Node 20's loops forever where the kernel answers
@@ -30,4 +33,19 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Throws (code ENOTREG) unless `path` is absent or a regular file: reading `/dev/zero` never ends,
+ * and opening a FIFO waits for a writer, so an operator's slip would hang the program at start.
+ */
+export function requireRegularFile(path: string): void {
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!isFile) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'ENOTREG' });
 }

@@ -37,6 +37,7 @@ export const proxyOptionSpecs = {
   storageBackend: {
     type: 'string',
     default: 'memory:',
+    check: (url: string) => (url === '' ? 'must name a store (memory: or redis://host:port)' : undefined),
     help: 'route storage: memory: or redis://host:port[/db] (shared by several proxies)',
     metavar: 'URL',
   },
@@ -54,7 +55,7 @@ export const proxyOptionSpecs = {
   },
   activityFlushMs: { type: 'int', default: 5000, min: 10, help: 'how often last_activity changes are written to the store', metavar: 'MS' },
   resyncMs: { type: 'int', default: 10_000, min: 100, help: 'how often the route table is re-read from a shared store', metavar: 'MS' },
-  logLevel: { type: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
+  logLevel: { type: 'string', default: 'info', env: 'NBPOOL_LOG_LEVEL', choices: LOG_LEVELS, help: 'log level', metavar: 'LEVEL' },
   pidFile: { type: 'string', help: 'write our PID to this file', metavar: 'FILE' },
   stateDir: stateDirOption,
 } as const satisfies OptionSpecs;
@@ -101,6 +102,7 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
   if ((options.sslKey === undefined) !== (options.sslCert === undefined)) {
     throw new ConfigError('--ssl-key and --ssl-cert go together');
   }
+  if (options.sslCa !== undefined && options.sslKey === undefined) throw new ConfigError('--ssl-ca goes with --ssl-key and --ssl-cert (alone it would be ignored)');
   trustedProxies(options.trustedProxy); // refuses a bad entry now, with one clear line
   const storageBackend = options.redisUrl ?? options.storageBackend;
   return {

@@ -121,6 +121,8 @@ test('a file an option names that cannot be used is one line naming the option, 
     [['up', ...listen, '--container-ip', ''], /^nbpool up: --container-ip: must be an IP address/],
     [['up', ...listen, '--allow-origin', 'a\u0001b'], /^nbpool up: --allow-origin: must not hold control characters/],
     [['up', ...listen, '--command', "tiny-notebook 'x"], /^nbpool up: --command: unterminated ' in command/],
+    [['proxy', ...listen, '--ssl-ca', one.cert], /^nbpool proxy: --ssl-ca goes with --ssl-key and --ssl-cert/],
+    [['redirector', '--state-store', ''], /^nbpool redirector: --state-store: must name a store/],
   );
   for (const [argv, message] of cases) {
     const { code, stderr } = await nbpool(...argv);

@@ -177,6 +177,11 @@ export class Orchestrator {
 
   /** Adopts this instance's containers, then starts filling pools, watching the engine and the periodic passes. */
   async start(): Promise<void> {
+    const warm = this.config.pools.reduce((sum, p) => sum + (p.auto ? p.auto.min : p.size), 0);
+    if (warm > this.config.capacity) {
+      // Legal (a small machine), but the pools will never look as asked: say so once, at start.
+      this.log.warn({ warm, capacity: this.config.capacity }, `the pools want ${warm} warm containers, more than --max-containers ${this.config.capacity}: at most ${this.config.capacity} are ever warm, and fewer while visitors hold containers`);
+    }
     await this.adopt();
     this.stopWatching = this.deps.backend.watch?.(LABELS.instance, this.config.instance, {
       exited: (containerId, reason) => this.onEngineExit(containerId, reason),

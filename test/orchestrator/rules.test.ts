@@ -161,3 +161,16 @@ test('cull: idle and over-age claimed containers are removed with their routes',
   assert.ok(!node.routes.routes.has(`/user/${claim.id}`));
   assert.ok(!node.journal.load().has(claim.id), 'journal compacted');
 });
+
+test('pools that want more warm containers than --max-containers are said once at start; within it, nothing is said', async () => {
+  const { pino } = await import('pino');
+  for (const [size, warned] of [['3', true], ['1', false]] as const) {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    await using node = await startFake(config(['--pool-size', size, '--max-containers', '1']), { log });
+    await until(() => node.orch.stats().available === 1, 'one warm');
+    const said = lines.filter((l) => String(l.msg).startsWith('the pools want'));
+    assert.equal(said.length, warned ? 1 : 0, JSON.stringify(lines));
+    if (warned) assert.match(String(said[0]!.msg), /want 3 warm containers, more than --max-containers 1: at most 1 are ever warm/);
+  }
+});

@@ -37,7 +37,7 @@ export const proxyOptionSpecs = {
   storageBackend: {
     type: 'string',
     default: 'memory:',
-    check: (url: string) => (url === '' ? 'must name a store (memory: or redis://host:port)' : undefined),
+    check: checks.names('a store (memory: or redis://host:port)'),
     help: 'route storage: memory: or redis://host:port[/db] (shared by several proxies)',
     metavar: 'URL',
   },

@@ -21,7 +21,7 @@ export const redirectorOptionSpecs = {
     type: 'string',
     env: 'NBPOOL_REDIRECTOR_STORE',
     // '' would mean no store at all: the node list lost at every restart, unsaid.
-    check: (url: string) => (url === '' ? 'must name a store (file:///path.json, redis://host:port or memory:)' : undefined),
+    check: checks.names('a store (file:///path.json, redis://host:port or memory:)'),
     help: 'where the node list persists: file:///path.json, redis://host:port or memory: [default file://<state dir>/redirector-nodes.json]',
     metavar: 'URL',
   },

@@ -136,7 +136,6 @@ function fileProblem(err: unknown): string {
     EISDIR: 'is a directory',
     ENOTDIR: 'a part of the path is not a directory',
     EROFS: 'read-only file system',
-    ENOTREG: 'not a regular file',
   };
   // A recursive mkdir meets a file where a directory of the path should be; an exclusive create, the file itself.
   if (e.code === 'EEXIST') return e.syscall === 'mkdir' ? words.ENOTDIR! : 'already exists';
@@ -290,6 +289,8 @@ const CONTROL_CHARACTER = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 /** Common checks used by several programs' option specs. */
 export const checks = {
   port: (n: number) => (n >= 0 && n <= 65535 ? undefined : 'must be a port number 0-65535'),
+  /** A value that must not be empty: '' would silently mean none (no store, no directory). */
+  names: (what: string) => (v: string) => (v === '' ? `must name ${what}` : undefined),
   urlPath: (p: string) => (p.startsWith('/') ? undefined : 'must start with /'),
   /** An address to listen on: '' would mean every interface to node, unsaid. */
   address: (v: string) => (v === '' ? 'must name an address (leave the option out for its default)' : /\s/.test(v) ? 'must be one address' : undefined),

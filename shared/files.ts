@@ -1,8 +1,6 @@
 /**
- * Files and directories the programs are told to use: `mkdir -p`, and the check that a file is an
- * ordinary one.
- *
- * `mkdir -p`, for the directories the programs keep state in.
+ * Files and directories the programs are told to use: `mkdir -p` for the directories they keep
+ * state in, and the check that a file is an ordinary one.
  *
  * Not `mkdirSync(path, { recursive: true })`: Node 20's loops forever where the kernel answers
  * ENOENT for a directory whose parent exists (anywhere under /proc, for one), so a mistyped
@@ -47,5 +45,6 @@ export function requireRegularFile(path: string): void {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
-  if (!isFile) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'ENOTREG' });
+  // The message is the whole reason: callers put the path before it (withOptionFile, the file store).
+  if (!isFile) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREG' });
 }

@@ -5,7 +5,7 @@
  * find each other's tokens; `--state-dir` (NBPOOL_STATE_DIR) moves it, e.g. to /var/lib/nbpool
  * under a service manager whose working directory is not the operator's.
  */
-import type { StringSpec } from './config.js';
+import { checks, type StringSpec } from './config.js';
 
 export const stateDirOption = {
   type: 'string',
@@ -13,5 +13,5 @@ export const stateDirOption = {
   env: 'NBPOOL_STATE_DIR',
   help: 'directory of the state kept between runs (generated tokens, the claim journal, the redirector\'s node list); relative to the working directory',
   metavar: 'DIR',
-  check: (dir: string) => (dir.length > 0 ? undefined : 'must name a directory'),
+  check: checks.names('a directory'),
 } as const satisfies StringSpec;

@@ -59,6 +59,8 @@ describe('record stores', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nbpool-store-'));
     writeFileSync(join(dir, 'file'), '');
     await assert.rejects(openStore(`file://${join(dir, 'file', 'nodes.json')}`, 'nodes'), /store file .*: ENOTDIR/);
+    // Read for ever before: /dev/zero is no store file.
+    await assert.rejects(openStore('file:///dev/zero', 'nodes'), /^ConfigError: cannot read store file \/dev\/zero: not a regular file$/);
   });
 
   test('redis store: records persist and other instances see changes at once', async () => {
